@@ -1,0 +1,31 @@
+"""Options and helpers shared by the CLI commands (the CLI stays thin: parse, call, print)."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from lldif_bench.device import DEVICE_CHOICES
+
+log = logging.getLogger("lldif_bench")
+
+
+def device_option(f):
+    return click.option(
+        "--device", type=click.Choice(DEVICE_CHOICES, case_sensitive=False), default=None,
+        help="Where tensors go: auto (CUDA if present, else CPU), cpu or cuda. "
+             "Defaults to the group's --device.")(f)
+
+
+def seed_option(f):
+    return click.option("--seed", type=int, default=None,
+                        help="Random seed; the same seed gives byte-identical output. "
+                             "Defaults to the group's --seed (0).")(f)
+
+
+def resolved(ctx: click.Context, name: str, value):
+    """A command's own option value, else the group-level one."""
+    if value is not None:
+        return value
+    return (ctx.find_root().obj or {}).get(name)

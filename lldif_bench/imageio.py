@@ -1,0 +1,107 @@
+"""Image decoding and encoding for datasets: by content, EXIF-aware, channel-explicit, atomic.
+
+Arrays are ``uint8`` ``(H, W, C)`` in **RGB** order with ``C`` = 1 (grey) or 3 (colour). Grey files
+stay one channel, so callers decide explicitly what colour ops mean for them. Files are decoded by
+their bytes, not their names (a PNG named ``.jpg`` works); OpenCV applies EXIF orientation.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+cv2.setNumThreads(1)  # we parallelise across processes/batches; per-call threads only add overhead
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+
+class ImageDecodeError(ValueError):
+    """The bytes are not a decodable image (empty, truncated, or not an image)."""
+
+
+def is_image_name(path: str | os.PathLike) -> bool:
+    return str(path).lower().endswith(IMAGE_SUFFIXES)
+
+
+def decode_image(data: bytes, *, name: str = "<bytes>") -> np.ndarray:
+    """Decode image bytes to uint8 RGB ``(H, W, 3)`` or grey ``(H, W, 1)``.
+
+    Raises :class:`ImageDecodeError` with a reason for empty, truncated or unknown data.
+    """
+    if len(data) == 0:
+        raise ImageDecodeError(f"{name}: empty file (0 bytes)")
+    buf = np.frombuffer(data, dtype=np.uint8)
+    # IMREAD_UNCHANGED would skip EXIF rotation, so probe the channel count first, then decode
+    # with the matching flag (both flags apply EXIF orientation).
+    probe = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
+    if probe is None:
+        raise ImageDecodeError(f"{name}: not a decodable image ({len(data)} bytes)")
+    if _looks_truncated(data):
+        raise ImageDecodeError(f"{name}: truncated JPEG (no end-of-image marker)")
+    grey = probe.ndim == 2 or probe.shape[2] == 1
+    if grey:
+        img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+        return img[:, :, None]
+    img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def _looks_truncated(data: bytes) -> bool:
+    # libjpeg pads a truncated JPEG with grey and only warns; catch it by the missing EOI marker.
+    return data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-64:]
+
+
+def read_image(path: str | os.PathLike) -> np.ndarray:
+    p = Path(path)
+    return decode_image(p.read_bytes(), name=str(p))
+
+
+def image_format_of(path: str | os.PathLike) -> str:
+    """``'jpg'`` or ``'png'`` (etc.) from the file name's suffix, lower-case, ``jpeg`` → ``jpg``."""
+    ext = Path(path).suffix.lower().lstrip(".")
+    return "jpg" if ext in ("jpg", "jpeg") else ext
+
+
+def encode_image(img: np.ndarray, fmt: str, *, jpeg_quality: int = 95) -> bytes:
+    """Encode uint8 RGB/grey ``(H, W, C)`` to bytes in ``fmt`` (``jpg``/``png``/…)."""
+    if img.dtype != np.uint8:
+        raise TypeError(f"encode_image needs uint8, got {img.dtype}")
+    arr = img[:, :, 0] if img.ndim == 3 and img.shape[2] == 1 else img
+    if arr.ndim == 3:
+        arr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)
+    fmt = "jpg" if fmt in ("jpg", "jpeg") else fmt
+    params: list[int] = []
+    if fmt == "jpg":
+        params = [cv2.IMWRITE_JPEG_QUALITY, int(jpeg_quality)]
+    elif fmt == "png":
+        params = [cv2.IMWRITE_PNG_COMPRESSION, 3]
+    ok, enc = cv2.imencode("." + fmt, arr, params)
+    if not ok:
+        raise ValueError(f"OpenCV could not encode an image as {fmt!r}")
+    return enc.tobytes()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file in the same folder and a rename.
+
+    A reader (or a resumed run) never sees a half-written file under the final name.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_image(path: str | os.PathLike, img: np.ndarray, *, fmt: str | None = None,
+                jpeg_quality: int = 95) -> None:
+    atomic_write_bytes(path, encode_image(img, fmt or image_format_of(path), jpeg_quality=jpeg_quality))
