@@ -9,7 +9,7 @@ import click
 
 from lldif_bench import __version__
 
-PACKAGES = ("torch", "torchvision", "kornia", "numpy", "opencv-python-headless", "pandas",
+PACKAGES = ("torch", "torchvision", "kornia", "numpy", "opencv-python", "pandas",
             "face-alignment", "safetensors")
 
 
