@@ -12,7 +12,11 @@ from pathlib import Path
 import pytest
 
 from lldif_bench.reports.paper_tables import (
-    ABLATION_COMPONENTS, PAPER_NAMES, SOURCE, paper_accuracy, paper_reference,
+    ABLATION_COMPONENTS,
+    PAPER_NAMES,
+    SOURCE,
+    paper_accuracy,
+    paper_reference,
 )
 
 PAPER = Path(__file__).resolve().parents[1].parent / "shared" / "paper" / "LLDif-paper.txt"

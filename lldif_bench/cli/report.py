@@ -1,0 +1,51 @@
+"""``lldif-bench report``: Tables 1–5 from the leaderboard, our numbers beside the paper's."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+TABLE_CHOICES = ("1", "2", "3", "4", "5", "all")
+
+
+@click.command("report")
+@click.option("--runs", "runs_dir", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
+              help="Runs folder holding leaderboard.csv (or the CSV itself).")
+@click.option("--table", "table", type=click.Choice(TABLE_CHOICES), default="all", show_default=True,
+              help="Which paper table: 1 = clear RAF-DB/FERPlus/KDEF, 2-4 = LL-RAF-DB/LL-FERPlus/LL-KDEF, "
+                   "5 = LLDif ablation V1-V4.")
+@click.option("--format", "fmt", type=click.Choice(("md", "csv")), default="md", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write here instead of printing.")
+@click.option("--aggregate", type=click.Choice(("best", "mean")), default="best", show_default=True,
+              help="Over seeds: the best run, or mean ± sample std.")
+@click.option("--synthetic-reference", type=click.Choice(("rafdb", "none")), default="rafdb", show_default=True,
+              help="Paper column for synthetic-data rows: the RAF-DB reference of the same condition "
+                   "(a proxy), or empty.")
+def command(runs_dir: Path, table: str, fmt: str, out: Path | None, aggregate: str,
+            synthetic_reference: str) -> None:
+    """Build the paper's tables from finished runs: columns method, ours, paper, Δ, runs.
+
+    Cells without a finished run say 'missing'; the paper column is the number reported by the
+    paper (n/r where it reports none) and is never used as a result.
+
+    \b
+    Examples:
+      lldif-bench report --table all --format md
+      lldif-bench report --table 2 --aggregate mean --format csv --out table2.csv
+    """
+    from lldif_bench.imageio import atomic_write_bytes
+    from lldif_bench.reports.runs import read_leaderboard
+    from lldif_bench.reports.tables import build_tables, to_csv, to_markdown
+
+    board = read_leaderboard(runs_dir)
+    numbers = [1, 2, 3, 4, 5] if table == "all" else [int(table)]
+    tables = build_tables(numbers, board, aggregate, synthetic_reference)
+    text = to_markdown(tables, synthetic_reference) if fmt == "md" else to_csv(tables)
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(out, text.encode("utf-8"))
+        click.echo(f"wrote {out}")

@@ -1,0 +1,146 @@
+"""Tables built from a hand-made leaderboard: missing cells, several seeds, best vs mean ± std."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from lldif_bench.errors import UserError
+from lldif_bench.reports.runs import read_leaderboard
+from lldif_bench.reports.tables import (
+    build_table,
+    build_tables,
+    get_table,
+    to_csv,
+    to_markdown,
+)
+
+COLUMNS = ["method", "dataset", "condition", "accuracy", "mean class accuracy", "epochs", "seed", "params",
+           "run dir", "date"]
+
+
+def _write_board(tmp_path, rows):
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame.to_csv(tmp_path / "leaderboard.csv", index=False)
+    return read_leaderboard(tmp_path)
+
+
+def _row(method, dataset, condition, acc, seed, run_dir=""):
+    return [method, dataset, condition, acc, acc - 0.05, 10, seed, 1000, run_dir, "2026-01-01"]
+
+
+@pytest.fixture()
+def board(tmp_path):
+    for name, variant in (("lldif-v1", "V1"), ("lldif-v3", "V3")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.yaml").write_text(yaml.safe_dump({"method": {"name": "lldif",
+                                                                               "variant": variant}}))
+    rows = [
+        _row("dan", "rafdb", "low-light", 0.80, 0),   # fractions are read as percent
+        _row("dan", "rafdb", "low-light", 0.78, 1),
+        _row("dan", "rafdb", "low-light", 0.79, 2),
+        _row("lldif", "rafdb", "low-light", 0.83, 0),
+        _row("resnet18", "rafdb", "low-light", 0.70, 0),
+        _row("scn", "rafdb", "clear", 0.86, 0),
+        _row("lldif", "kdef", "low-light", 0.90, 0, "lldif-v1"),
+        _row("lldif", "kdef", "low-light", 0.91, 0, "lldif-v3"),
+        _row("lldif", "synthetic", "low-light", 0.60, 0),
+    ]
+    return _write_board(tmp_path, rows)
+
+
+def _cell(table, dataset, method):
+    hit = table[(table.dataset == dataset) & (table.method == method)]
+    assert len(hit) == 1, (dataset, method, table[["dataset", "method"]])
+    return hit.iloc[0]
+
+
+def test_best_over_seeds_and_missing_cells(board):
+    table = build_table(get_table(2), board, "best")
+    dan = _cell(table, "LL-RAF-DB", "DAN")
+    assert dan.ours == pytest.approx(80.0) and dan.runs == 3 and dan.seeds == "0,1,2"
+    assert dan.paper == pytest.approx(79.27) and dan.delta == pytest.approx(80.0 - 79.27)
+    scn = _cell(table, "LL-RAF-DB", "SCN")  # only a clear SCN run exists: missing here, never filled
+    assert scn.ours == "missing" and scn.runs == 0 and math.isnan(scn.delta)
+    assert _cell(table, "LL-RAF-DB", "LLDif (ours)").ours == pytest.approx(83.0)
+    extra = _cell(table, "LL-RAF-DB", "ResNet-18")  # not in the paper: listed with paper n/r
+    assert extra.paper == "n/r" and extra.ours == pytest.approx(70.0)
+    # every paper cell of Table 2 has a row
+    assert len(table[table.dataset == "LL-RAF-DB"]) == 8 + 1
+
+
+def test_mean_and_sample_std(board):
+    dan = _cell(build_table(get_table(2), board, "mean"), "LL-RAF-DB", "DAN")
+    assert dan.ours == pytest.approx(79.0)
+    assert dan.ours_std == pytest.approx(1.0)  # sample std of 80, 78, 79
+    assert dan["aggregate"] == "mean ± std over seeds"
+
+
+def test_table1_three_datasets_and_not_reported_cells(board):
+    table = build_table(get_table(1), board, "best")
+    assert set(table.dataset) >= {"RAF-DB", "FERPlus", "KDEF"}
+    assert _cell(table, "RAF-DB", "SCN").ours == pytest.approx(86.0)
+    assert _cell(table, "FERPlus", "SCN").ours == "missing"
+    assert "ARM" not in set(table[table.dataset == "KDEF"].method)  # the paper has no ARM on KDEF
+
+
+def test_ablation_variants_from_run_config(board):
+    table = build_table(get_table(5), board, "best")
+    assert _cell(table, "LL-KDEF", "LLDif-V1").ours == pytest.approx(90.0)
+    assert _cell(table, "LL-KDEF", "LLDif-V3").ours == pytest.approx(91.0)
+    assert _cell(table, "LL-KDEF", "LLDif-V2").ours == "missing"
+    assert _cell(table, "LL-KDEF", "LLDif-V1").paper == pytest.approx(89.46)
+    # a V1 run must not count as Table 4's LLDif (the default variant is V4)
+    t4 = build_table(get_table(4), board, "best")
+    assert _cell(t4, "LL-KDEF", "LLDif (ours)").ours == "missing"
+
+
+def test_synthetic_rows_and_reference_mapping(board):
+    table = build_table(get_table(3), board, "best", synthetic_reference="rafdb")
+    syn = _cell(table, "LL-synthetic", "LLDif (ours)")
+    assert syn.ours == pytest.approx(60.0)
+    assert syn.paper == pytest.approx(82.26) and "LL-RAF-DB" in syn.paper_ref  # RAF-DB proxy
+    none = _cell(build_table(get_table(3), board, "best", synthetic_reference="none"), "LL-synthetic",
+                 "LLDif (ours)")
+    assert none.paper == "n/r"
+
+
+def test_markdown_and_csv_render(board):
+    tables = build_tables([1, 2, 3, 4, 5], board)
+    md = to_markdown(tables)
+    for n in range(1, 6):
+        assert f"### Table {n}:" in md
+    assert "missing" in md and "| method" in md and "Δ" in md
+    csv = to_csv(tables)
+    assert csv.splitlines()[0].startswith("table,dataset,condition,method")
+
+
+def test_bad_inputs_are_clear(tmp_path, board):
+    with pytest.raises(UserError, match="no leaderboard"):
+        read_leaderboard(tmp_path / "nowhere")
+    (tmp_path / "bad").mkdir()
+    pd.DataFrame({"method": ["x"]}).to_csv(tmp_path / "bad" / "leaderboard.csv", index=False)
+    with pytest.raises(UserError, match="lacks column"):
+        read_leaderboard(tmp_path / "bad")
+    with pytest.raises(UserError, match="aggregate"):
+        build_table(get_table(2), board, "median")
+
+
+def test_cli_report(tmp_path, board):
+    from lldif_bench.cli.main import main
+
+    result = CliRunner().invoke(main, ["report", "--runs", str(tmp_path), "--table", "all", "--format", "md"])
+    assert result.exit_code == 0, result.output
+    assert "### Table 5:" in result.output and "missing" in result.output
+    out = tmp_path / "t2.csv"
+    result = CliRunner().invoke(main, ["report", "--runs", str(tmp_path), "--table", "2", "--format", "csv",
+                                       "--aggregate", "mean", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    frame = pd.read_csv(out)
+    assert set(frame.table) == {2}
+    result = CliRunner().invoke(main, ["report", "--runs", str(tmp_path / "none")])
+    assert result.exit_code != 0 and "no leaderboard" in result.output
