@@ -1,0 +1,132 @@
+"""Highlights and Shadows (Lightroom process 2012 semantics, -100..100) as a luminance-ratio op.
+
+Each pixel gets a gain in EV taken from its perceptual lightness; the same factor multiplies R, G
+and B, so hue and RGB ratios are preserved::
+
+    Y   = BT.709 luminance (linear);  L = clamp(L*(Y)/100, 0, 1)
+    Lb  = L blurred (sigma = radius_frac * shorter side), at 1/4 resolution
+    lam = clamp((|slider| - 50) / 50, 0, 1)         # Lightroom's "halo mask" beyond +-50
+    B   = (1 - lam) L + lam Lb
+    dEV = S/100 * G (1 - B_s)^2 + H/100 * G B_h^2      # G = 1.5 EV at full scale
+    lin = lin * 2**dEV
+
+Negative Highlights darken the bright range and leave the darks almost unchanged; negative Shadows
+darken the dark range and leave the brights almost unchanged; the output is monotone in each
+slider. The blur is built from slices, sums and gathers only (no convolution kernels), so an
+image's result does not depend on the batch it is in.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from degradations.numerics import NUMERICS, Numerics, cached_table
+from degradations.transfer import luminance
+
+MASK_DOWNSCALE = 4
+
+
+def downsample_area(x: torch.Tensor, f: int) -> torch.Tensor:
+    """Mean over ``f x f`` blocks (edge-replicated to a multiple of ``f``)."""
+    if f == 1:
+        return x
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % f, (-w) % f
+    if ph or pw:
+        x = F.pad(x, (0, pw, 0, ph), mode="replicate")
+    acc = None
+    for i in range(f):
+        for j in range(f):
+            part = x[..., i::f, j::f]
+            acc = part if acc is None else acc + part
+    return acc * (1.0 / (f * f))
+
+
+def _gauss_taps(sigma: float) -> np.ndarray:
+    radius = max(1, int(math.ceil(3.0 * sigma)))
+    k = np.arange(-radius, radius + 1, dtype=np.float64)
+    w = np.exp(-0.5 * (k / sigma) ** 2)
+    return w / w.sum()
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur with edge replication, as a fixed-order sum of shifted slices."""
+    if sigma < 0.3:
+        return x
+    taps = _gauss_taps(sigma)
+    r = len(taps) // 2
+    for dim in (-1, -2):
+        pad = (r, r, 0, 0) if dim == -1 else (0, 0, r, r)
+        xp = F.pad(x, pad, mode="replicate")
+        n = x.shape[dim]
+        acc = None
+        for k, w in enumerate(taps):
+            part = xp.narrow(dim, k, n) * float(w)
+            acc = part if acc is None else acc + part
+        x = acc
+    return x
+
+
+def _bilinear_weights(n_out: int, n_in: int, f: int) -> np.ndarray:
+    src = (np.arange(n_out, dtype=np.float64) + 0.5) / f - 0.5
+    src = np.clip(src, 0.0, n_in - 1)
+    i0 = np.floor(src)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    return np.stack([i0, i1, src - i0])
+
+
+def upsample_bilinear(x: torch.Tensor, size: tuple[int, int], f: int) -> torch.Tensor:
+    """Bilinear upsampling (half-pixel centres) by gathers and exact ops only."""
+    if f == 1:
+        return x
+    for dim, n_out in ((-2, size[0]), (-1, size[1])):
+        n_in = x.shape[dim]
+        tab = cached_table(("bilinear", n_out, n_in, f), lambda: _bilinear_weights(n_out, n_in, f),
+                           x.device, torch.float64)
+        i0, i1 = tab[0].long(), tab[1].long()
+        w = tab[2].to(x.dtype)
+        shape = [1] * x.dim()
+        shape[dim] = n_out
+        w = w.view(shape)
+        a, b = x.index_select(dim, i0), x.index_select(dim, i1)
+        x = a + (b - a) * w
+    return x
+
+
+def blurred_lightness(lightness: torch.Tensor, radius_frac: float) -> torch.Tensor:
+    """The low-frequency lightness used by the halo mask (1/4-resolution blur, upsampled)."""
+    h, w = lightness.shape[-2:]
+    f = MASK_DOWNSCALE if min(h, w) >= 4 * MASK_DOWNSCALE else 1
+    small = downsample_area(lightness, f)
+    small = gaussian_blur(small, radius_frac * min(h, w) / f)
+    return upsample_bilinear(small, (h, w), f)
+
+
+def halo_ramp(slider: torch.Tensor) -> torch.Tensor:
+    """0 up to |slider| = 50, rising linearly to 1 at |slider| = 100."""
+    return ((slider.abs() - 50.0) / 50.0).clamp(0.0, 1.0)
+
+
+def highlights_shadows(lin: torch.Tensor, highlights: torch.Tensor, shadows: torch.Tensor, *,
+                       radius_frac: float = 0.05, halo: bool = True, gain_ev: float = 1.5,
+                       num: Numerics = NUMERICS.get("exact")) -> torch.Tensor:
+    """Apply per-image Highlights/Shadows sliders ``(B,)`` to linear ``(B, C, H, W)``."""
+    dtype = lin.dtype
+    hl = highlights.to(dtype).view(-1, 1, 1, 1)
+    sh = shadows.to(dtype).view(-1, 1, 1, 1)
+    lightness = num.lightness(luminance(lin))
+    lam_h = halo_ramp(hl) if halo else torch.zeros_like(hl)
+    lam_s = halo_ramp(sh) if halo else torch.zeros_like(sh)
+    if halo and radius_frac > 0 and bool((lam_h > 0).any() or (lam_s > 0).any()):
+        base = blurred_lightness(lightness, radius_frac)
+        b_h = lightness * (1.0 - lam_h) + base * lam_h
+        b_s = lightness * (1.0 - lam_s) + base * lam_s
+    else:
+        b_h = b_s = lightness
+    dark = 1.0 - b_s
+    d_ev = (sh * (gain_ev / 100.0)) * (dark * dark) + (hl * (gain_ev / 100.0)) * (b_h * b_h)
+    return lin * num.exp2(d_ev)
