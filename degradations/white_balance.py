@@ -83,7 +83,7 @@ def xy_to_temperature_tint(x: float, y: float) -> tuple[float, float]:
             vv = v - (tab[i - 1, 2] * f + tab[i, 2] * (1.0 - f))
             du, dv = du * (1.0 - f) + last_du * f, dv * (1.0 - f) + last_dv * f
             n = math.sqrt(du * du + dv * dv)
-            return kelvin, (uu * du / n + vv * dv / n) * TINT_SCALE
+            return float(kelvin), float((uu * du / n + vv * dv / n) * TINT_SCALE)
         last_dt, last_du, last_dv = dt, du, dv
     raise AssertionError("unreachable")
 
