@@ -31,6 +31,6 @@ def load_all_methods() -> Registry[Callable]:
     """Import every module that registers methods, then return the registry."""
     import importlib
 
-    for module in ("baselines",):
+    for module in ("baselines", "lldif_bench.models.lldif"):
         importlib.import_module(module)
     return METHODS

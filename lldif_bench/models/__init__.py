@@ -1,0 +1,1 @@
+"""Model families implemented inside the package (the paper's own method lives in :mod:`.lldif`)."""

@@ -1,0 +1,79 @@
+"""``--method lldif``: the registered builder, its paper recipe and its stages."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lldif_bench.errors import UserError
+from lldif_bench.methods import METHODS
+
+from .config import LLDifConfig, resolve_config
+from .model import STAGES, LLDif
+from .text import build_text_bank, build_text_encoder
+
+log = logging.getLogger(__name__)
+
+# Suite-level recipe keys the harness may pass along with the method options (ignored here, except
+# image_size, which sets the model's input side).
+RECIPE_KEYS = frozenset({
+    "optimizer", "optimizer_params", "lr", "weight_decay", "epochs", "batch_size", "scheduler",
+    "scheduler_params", "recipe", "notes",
+})
+SELECT_KEYS = ("config", "preset", "variant")
+
+
+def config_from_options(options: dict[str, Any]) -> LLDifConfig:
+    """``{"config": "tiny", "variant": "V3", "diffusion": {"timesteps": 8}, ...}`` → :class:`LLDifConfig`."""
+    opts = {k: v for k, v in options.items() if k not in RECIPE_KEYS and v is not None}
+    preset = opts.pop("config", None) or opts.pop("preset", None) or "base"
+    opts.pop("preset", None)
+    variant = opts.pop("variant", None)
+    return resolve_config(str(preset), variant, opts)
+
+
+def load_imagenet_trunk(model: LLDif, path: str) -> None:
+    """Initialise the LA-CLIP ResNet-18 trunk from a torchvision ResNet-18 state dict (optional)."""
+    if model.cfg.laclip.trunk != "resnet18":
+        raise UserError("pretrained weights only apply to laclip.trunk=resnet18")
+    file = Path(path)
+    if not file.is_file():
+        raise UserError(f"pretrained weights {path!r} not found")
+    state = torch.load(file, map_location="cpu", weights_only=True)
+    names = {"conv1": "0", "bn1": "1", "layer1": "4", "layer2": "5", "layer3": "6", "layer4": "7"}
+    mapped = {}
+    for key, value in state.items():
+        key = key.removeprefix("module.")
+        head, _, rest = key.partition(".")
+        if head in names:
+            mapped[f"{names[head]}.{rest}"] = value
+    missing, _ = model.laclip.trunk.load_state_dict(mapped, strict=False)
+    if len(missing) > 0.05 * len(model.laclip.trunk.state_dict()):
+        raise UserError(f"{path} is not a torchvision ResNet-18 state dict ({len(missing)} tensors missing)")
+    log.info("LA-CLIP trunk initialised from %s", path)
+
+
+@METHODS.register("lldif", help="LLDif (paper): LA-CLIP, PNET_s1/s2, DTNet+DLNet LLformer, EPD diffusion")
+def build(num_classes: int, *, num_train: int = 0, pretrained: str | None = None, **config) -> LLDif:
+    """Build the training-time LLDif (starts in stage ``0``; the harness calls ``set_stage``)."""
+    cfg = config_from_options(config)
+    t = cfg.text
+    encoder = build_text_encoder(t.kind, dim=t.dim, model=t.model, pretrained=t.pretrained)
+    bank = build_text_bank(encoder, num_classes)
+    if cfg.landmark.weights is None and cfg.dlnet.enabled:
+        log.warning("LLDif: no landmark.weights given; the landmark trunk trains from scratch (no landmark prior)")
+    model = LLDif(cfg, num_classes, bank, text_encoder_name=encoder.name)
+    if pretrained:
+        load_imagenet_trunk(model, pretrained)
+    return model
+
+
+build.DEFAULTS = {
+    "optimizer": "adam", "lr": 3.5e-4, "weight_decay": 1e-4, "epochs": 200, "batch_size": 64,
+    "scheduler": "exponential", "scheduler_params": {"gamma": 0.98}, "image_size": 112, "optimizer_params": {},
+    "notes": "paper: Adam 3.5e-4, wd 1e-4, batch 64, 200 epochs per stage; stage lengths in stage_plan()",
+}
+build.STAGES = STAGES

@@ -1,0 +1,221 @@
+"""LLDif configuration: one dataclass tree, named presets (base/small/tiny) and Table 5 variants.
+
+Presets follow ``shared/design/lldif-model.md`` §0 and §7; variants follow §3. Overrides are plain
+nested dicts (e.g. from YAML or the CLI) applied with :func:`resolve_config`, which rejects unknown
+keys with a message listing the valid ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from lldif_bench.errors import UserError
+
+
+@dataclass
+class TextConfig:
+    kind: str = "minilm"          # minilm | openclip | hash (see text.py)
+    dim: int = 384                # d_t; only used by "hash" (the others report their own width)
+    model: str = "ViT-B-32"       # open_clip architecture name
+    pretrained: str | None = None  # open_clip weights file or tag
+
+
+@dataclass
+class LAClipConfig:
+    trunk: str = "resnet18"       # resnet18 | small_cnn
+    width: int = 512              # trunk output channels (512 for resnet18)
+    random_template: bool = True  # stage 0: one random caption template per sample
+
+
+@dataclass
+class PNetS1Config:
+    dim: int = 256                # d_p
+    blocks: int = 2
+    heads: int = 4
+    layout: str = "text_queries"  # text_queries (Q = text + learned, KV = image) | image_queries (A4 switch)
+    text_dropout: float = 0.0     # stage-1 probability of swapping GT text for the neutral caption (A20)
+
+
+@dataclass
+class PNetS2Config:
+    n_feats: int = 64
+    n_res: int = 5
+
+
+@dataclass
+class DTNetConfig:
+    widths: tuple[int, int, int] = (48, 96, 192)
+    heads: tuple[int, int, int] = (1, 2, 4)
+    enc_blocks: tuple[int, int, int] = (2, 3, 4)
+    dec_blocks: tuple[int, int] = (3, 2)
+    ffn_factor: float = 2.66
+    mod: str = "pure"             # pure (Eq. 2 as printed / DiffIR) | one_plus (A19)
+
+
+@dataclass
+class DLNetConfig:
+    dims: tuple[int, int, int] = (64, 128, 256)
+    heads: tuple[int, int, int] = (2, 4, 8)
+    windows: tuple[int, int, int] = (28, 14, 7)
+    mlp_ratio: float = 4.0
+    layer_scale: float = 1e-5
+    drop_path: tuple[float, float, float] = (0.0, 0.125, 0.25)
+    enabled: bool = True          # False: no landmark branch (x_i = F_i), the "DLNet off" ablation
+
+
+@dataclass
+class LandmarkConfig:
+    heatmap_size: int = 56        # heatmaps rendered at this side, then a strided trunk gives 28/14/7
+    sigma: float = 1.5            # Gaussian sigma in heatmap pixels
+    weights: str | None = None    # pretrained trunk (safetensors or torch state dict); loaded and frozen
+
+
+@dataclass
+class FusionConfig:
+    embed_dim: int = 768          # E
+    depth: int = 2
+    heads: int = 8
+    mlp_ratio: float = 4.0
+
+
+@dataclass
+class DiffusionConfig:
+    timesteps: int = 4
+    linear_start: float = 0.1
+    linear_end: float = 0.99
+    schedule: str = "sqrt_linear"     # sqrt_linear (DiffIR "linear") | linear
+    parameterization: str = "x0"      # x0 (DiffIR) | eps (textbook Eq. 16)
+    insert_noise_train: bool = True   # sigma_t * eps after each training reverse step with k > 0
+    insert_noise_eval: bool = False
+    train_chain_start: str = "q_sample"  # q_sample (Eq. 14 at t = T, DiffIR) | pure_noise
+    n_samples_eval: int = 1           # average logits over this many Z_T draws at inference
+    eval_seed: int = 0                # seed of the inference Z_T generator
+
+
+@dataclass
+class StageConfig:
+    stage0_epochs: int = 60
+    stage1_epochs: int = 200
+    warmup_epochs: int = 20           # phase 2a
+    joint_epochs: int = 180           # phase 2b
+    use_diffusion: bool = True        # False: V1 (Z_hat = PNET_s2(x) directly)
+    kl_weight: float = 0.0            # phase-2b lambda_kl (V4: 0)
+    abs_weight: float = 0.0           # phase-2b lambda_abs
+    warmup_kl_weight: float = 1.0
+    warmup_abs_weight: float = 1.0
+    kl_temperature: float = 0.15
+    warmup_lr_drop_at: float = 0.6    # phase 2a: lr x0.1 after this fraction of the phase
+
+
+@dataclass
+class LLDifConfig:
+    image_size: int = 112
+    epd_dim: int = 256                # C
+    text: TextConfig = field(default_factory=TextConfig)
+    laclip: LAClipConfig = field(default_factory=LAClipConfig)
+    pnet_s1: PNetS1Config = field(default_factory=PNetS1Config)
+    pnet_s2: PNetS2Config = field(default_factory=PNetS2Config)
+    dtnet: DTNetConfig = field(default_factory=DTNetConfig)
+    dlnet: DLNetConfig = field(default_factory=DLNetConfig)
+    landmark: LandmarkConfig = field(default_factory=LandmarkConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    stages: StageConfig = field(default_factory=StageConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "base": {},
+    "small": {"fusion": {"embed_dim": 384, "heads": 6}},
+    "tiny": {
+        "epd_dim": 32,
+        "text": {"kind": "hash", "dim": 32},
+        "laclip": {"trunk": "small_cnn", "width": 32},
+        "pnet_s1": {"dim": 32, "heads": 2},
+        "pnet_s2": {"n_feats": 8, "n_res": 1},
+        "dtnet": {"widths": (8, 16, 32), "heads": (1, 1, 2), "enc_blocks": (1, 1, 1), "dec_blocks": (1, 1)},
+        "dlnet": {"dims": (16, 32, 64), "heads": (1, 2, 4)},
+        "fusion": {"embed_dim": 64, "depth": 1, "heads": 2},
+        "stages": {"stage0_epochs": 2, "stage1_epochs": 3, "warmup_epochs": 1, "joint_epochs": 3},
+    },
+}
+
+# Table 5 (design note §3): all variants share stages 0-1 and warm-up 2a; they differ in phase 2b.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "V1": {"stages": {"use_diffusion": False, "kl_weight": 0.0}},
+    "V2": {"stages": {"kl_weight": 1.0}, "diffusion": {"insert_noise_train": True}},
+    "V3": {"stages": {"kl_weight": 0.0}, "diffusion": {"insert_noise_train": False}},
+    "V4": {"stages": {"kl_weight": 0.0}, "diffusion": {"insert_noise_train": True}},
+    "V4-eq18": {"stages": {"kl_weight": 1.0}, "diffusion": {"insert_noise_train": True}},
+}
+
+
+def _merge(node: Any, overrides: dict[str, Any], path: str) -> Any:
+    if not dataclasses.is_dataclass(node):
+        raise UserError(f"LLDif config: {path or 'root'} is a value, not a section")
+    names = {f.name: f for f in dataclasses.fields(node)}
+    changes: dict[str, Any] = {}
+    for key, value in overrides.items():
+        key = str(key).replace("-", "_")
+        if key not in names:
+            raise UserError(
+                f"unknown LLDif config key {path + key!r}; valid keys here: {', '.join(sorted(names))}"
+            )
+        current = getattr(node, key)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise UserError(f"LLDif config: {path + key} is a section; give a mapping, got {value!r}")
+            changes[key] = _merge(current, value, f"{path}{key}.")
+        else:
+            if isinstance(current, tuple):
+                if not isinstance(value, (list, tuple)) or len(value) != len(current):
+                    raise UserError(
+                        f"LLDif config: {path + key} needs {len(current)} values, got {value!r}"
+                    )
+                value = tuple(value)
+            changes[key] = value
+    return dataclasses.replace(node, **changes)
+
+
+def resolve_config(preset: str = "base", variant: str | None = None,
+                   overrides: dict[str, Any] | None = None) -> LLDifConfig:
+    """Preset → variant → overrides, each a nested dict merged onto the dataclass tree."""
+    if preset not in PRESETS:
+        raise UserError(f"unknown LLDif config {preset!r}; available: {', '.join(PRESETS)}")
+    if variant is not None and variant not in VARIANTS:
+        raise UserError(f"unknown LLDif variant {variant!r}; available: {', '.join(VARIANTS)}")
+    cfg = _merge(LLDifConfig(), PRESETS[preset], "")
+    if variant is not None:
+        cfg = _merge(cfg, VARIANTS[variant], "")
+    if overrides:
+        cfg = _merge(cfg, overrides, "")
+    validate(cfg)
+    return cfg
+
+
+def config_from_dict(data: dict[str, Any]) -> LLDifConfig:
+    """Rebuild a config saved with :meth:`LLDifConfig.to_dict` (e.g. from checkpoint metadata)."""
+    cfg = _merge(LLDifConfig(), data, "")
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: LLDifConfig) -> None:
+    if cfg.image_size % 56 != 0:
+        raise UserError(f"LLDif image_size must be a multiple of 56 (112 or 224), got {cfg.image_size}")
+    if cfg.diffusion.timesteps < 1:
+        raise UserError("diffusion.timesteps must be >= 1")
+    for name, dim, heads in (("pnet_s1", cfg.pnet_s1.dim, cfg.pnet_s1.heads),
+                             ("fusion", cfg.fusion.embed_dim, cfg.fusion.heads)):
+        if dim % heads:
+            raise UserError(f"{name}: width {dim} is not divisible by {heads} heads")
+    for level, (w, h) in enumerate(zip(cfg.dtnet.widths, cfg.dtnet.heads), 1):
+        if w % h:
+            raise UserError(f"dtnet level {level}: width {w} is not divisible by {h} heads")
+    for level, (d, h) in enumerate(zip(cfg.dlnet.dims, cfg.dlnet.heads), 1):
+        if d % h:
+            raise UserError(f"dlnet scale {level}: dim {d} is not divisible by {h} heads")
