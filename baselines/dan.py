@@ -1,0 +1,128 @@
+"""DAN — Distract your Attention Network (Wen et al., Biomimetics 2023), after the official code.
+
+- Feature clustering: affinity loss = squared distance of the pooled layer4 feature to its class
+  centre, divided by the summed variance of the (learnable) centres across classes, batch mean.
+- Multi-head cross attention: H = 4 heads, each a spatial attention (1×1 conv 512→256 + BN, then
+  ReLU of 3×3 + 1×3 + 3×1 convs 256→512 with BN, summed over channels to one map that multiplies
+  the input) followed by channel attention (GAP, Linear 512→32, BN, ReLU, Linear 32→512, sigmoid).
+- Attention fusion: log-softmax across heads, sum, Linear 512→K, BatchNorm1d(K) on the logits.
+  Partition loss = log(1 + H / σ²), σ² = variance across heads averaged over batch and dims.
+- Total = CE + 1·affinity + 1·partition.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lldif_bench.methods import METHODS
+
+from .backbone import build_trunk
+from .common import BaselineMethod, check, parse_options, recipe
+
+
+@dataclass(frozen=True)
+class DANOptions:
+    num_heads: int = 4
+    num_centres: int = 0          # 0 = num_classes (the RAF-DB script keeps 8 for 7 classes)
+    affinity_weight: float = 1.0
+    partition_weight: float = 1.0
+
+
+def affinity_loss(features: Tensor, labels: Tensor, centres: Tensor) -> Tensor:
+    """Mean ‖x_i − c_{y_i}‖² divided by the total variance of the centres (Σ_d var_k c_kd)."""
+    dist = (features - centres[labels]).pow(2).sum(dim=1).clamp(1e-12, 1e12)
+    return dist.mean() / centres.var(dim=0).sum()
+
+
+def partition_loss(heads: Tensor) -> Tensor:
+    """``(B, H, D)`` head outputs → log(1 + H / mean variance across heads); 0 for one head."""
+    if heads.shape[1] < 2:
+        return heads.sum() * 0
+    return torch.log1p(heads.shape[1] / heads.var(dim=1).mean())
+
+
+class SpatialAttention(nn.Module):
+    def __init__(self, channels: int = 512, reduced: int = 256) -> None:
+        super().__init__()
+        self.reduce = nn.Sequential(nn.Conv2d(channels, reduced, 1), nn.BatchNorm2d(reduced))
+        self.conv_3x3 = nn.Sequential(nn.Conv2d(reduced, channels, 3, padding=1), nn.BatchNorm2d(channels))
+        self.conv_1x3 = nn.Sequential(nn.Conv2d(reduced, channels, (1, 3), padding=(0, 1)),
+                                      nn.BatchNorm2d(channels))
+        self.conv_3x1 = nn.Sequential(nn.Conv2d(reduced, channels, (3, 1), padding=(1, 0)),
+                                      nn.BatchNorm2d(channels))
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = self.reduce(x)
+        y = F.relu(self.conv_3x3(y) + self.conv_1x3(y) + self.conv_3x1(y))
+        return x * y.sum(dim=1, keepdim=True)
+
+
+class ChannelAttention(nn.Module):
+    def __init__(self, channels: int = 512, reduced: int = 32) -> None:
+        super().__init__()
+        self.attention = nn.Sequential(nn.Linear(channels, reduced), nn.BatchNorm1d(reduced), nn.ReLU(),
+                                       nn.Linear(reduced, channels), nn.Sigmoid())
+
+    def forward(self, x: Tensor) -> Tensor:
+        pooled = x.mean(dim=(2, 3))
+        return pooled * self.attention(pooled)
+
+
+class CrossAttentionHead(nn.Module):
+    """Spatial then channel attention → one 512-d vector per sample."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.spatial = SpatialAttention()
+        self.channel = ChannelAttention()
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.channel(self.spatial(x))
+
+
+class DAN(BaselineMethod):
+    """ResNet-18 + affinity-clustered features + H attention heads with a partition loss."""
+
+    def __init__(self, num_classes: int, pretrained: str | None, opts: DANOptions) -> None:
+        super().__init__(num_classes)
+        self.opts = opts
+        self.trunk = build_trunk(pretrained)
+        self.init_report = self.trunk.init_report
+        self.heads = nn.ModuleList(CrossAttentionHead() for _ in range(opts.num_heads))
+        self.fc = nn.Linear(512, num_classes)
+        self.bn = nn.BatchNorm1d(num_classes)
+        self.centres = nn.Parameter(torch.randn(opts.num_centres or num_classes, 512))
+
+    def embed(self, images: Tensor, landmarks: Tensor | None = None) -> dict[str, Tensor]:
+        out = self.trunk(images)
+        heads = torch.stack([head(out.last) for head in self.heads], dim=1)  # (B, H, 512)
+        if heads.shape[1] > 1:
+            heads = F.log_softmax(heads, dim=1)
+        fused = heads.sum(dim=1)
+        return {"features": fused, "logits": self.bn(self.fc(fused)), "heads": heads, "pooled": out.pooled}
+
+    def loss(self, outputs: Mapping[str, Tensor], batch: Mapping[str, Any]) -> tuple[Tensor, dict[str, float]]:
+        ce = F.cross_entropy(outputs["logits"], batch["label"])
+        aff = affinity_loss(outputs["pooled"], batch["label"], self.centres)
+        part = partition_loss(outputs["heads"])
+        total = ce + self.opts.affinity_weight * aff + self.opts.partition_weight * part
+        return total, {"ce": float(ce.detach()), "affinity": float(aff.detach()),
+                       "partition": float(part.detach())}
+
+
+@METHODS.register("dan", help="DAN: affinity-loss clustering + 4 cross-attention heads, partition loss")
+def build(num_classes: int, *, num_train: int, pretrained: str | None = None, **config) -> DAN:
+    opts = parse_options(DANOptions, config, "dan")
+    check(opts.num_heads >= 1, f"dan: num_heads must be >= 1, got {opts.num_heads}")
+    check(opts.num_centres == 0 or opts.num_centres >= num_classes,
+          f"dan: num_centres must be 0 (= num_classes) or >= {num_classes}, got {opts.num_centres}")
+    return DAN(num_classes, pretrained, opts)
+
+
+build.DEFAULTS = recipe("sgd", 0.1, 1e-4, 40, 256, "step", {"step_size": 10, "gamma": 0.1},
+                        optimizer_params={"momentum": 0.9}, notes="RAF-DB script recipe")
