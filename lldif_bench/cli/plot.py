@@ -33,3 +33,6 @@ def histogram(clear: Path, lowlight: Path, out: Path) -> None:
             click.echo(line)
     plot_histograms(sets, out)
     click.echo(f"wrote {out}")
+
+
+from lldif_bench.cli import plot_results  # noqa: F401  (registers tsne, confidence, diffusion-steps, iterations)
