@@ -6,9 +6,13 @@ is located through ``importlib.util.find_spec`` because importing ``face_recogni
 itself needs ``pkg_resources``.
 
 Detect mode keeps the detector's most confident face; confidence = logistic(detector SVM score),
-in (0, 1). Whole-crop mode hands the predictor the crop box (see ``geometry.crop_box``);
-confidence is then 1.0 (no detector score exists). dlib returns integer pixel positions; the
-predictor runs on a copy upscaled by ``upscale`` so the points have 1/upscale-pixel resolution.
+in (0, 1). Whole-crop mode hands the predictor the crop box (see ``geometry.crop_box``), then
+re-fits ``refine`` times: the next box is the one in which the predictor's own mean shape would
+span the points just found (the box a detector would have returned). On the synthetic set this
+took whole-crop NME from 0.137 (no re-fit) to 0.092 (1) and 0.086 (2). Confidence is 1.0 in
+whole-crop mode (no detector score exists). dlib returns integer pixel positions; with
+``upscale > 1`` the predictor runs on an upscaled copy for 1/upscale-pixel resolution (default 1:
+on the synthetic set upscale 2 or 4 did not lower NME and cost 2-3x the time).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import numpy as np
 
 from lldif_bench.errors import UserError
 from lldif_bench.landmarks.backends import BACKENDS, backend_factory, empty_result
+from lldif_bench.landmarks.fallback import canonical_mean_shape
 from lldif_bench.landmarks.geometry import DEFAULT_INSET, as_rgb, crop_box
 
 log = logging.getLogger(__name__)
@@ -59,7 +64,7 @@ class DlibBackend:
     name = "dlib"
 
     def __init__(self, *, device: str = "auto", whole_crop: bool = False, search_dirs: Sequence[Path] = (),
-                 upsample: int = 1, upscale: int = 4, inset: float = DEFAULT_INSET) -> None:
+                 upsample: int = 1, upscale: int = 1, inset: float = DEFAULT_INSET, refine: int = 2) -> None:
         ok, why = availability(whole_crop)
         if not ok:
             raise UserError(f"landmark backend 'dlib' is not available: {why}")
@@ -74,6 +79,7 @@ class DlibBackend:
         self.upsample = upsample
         self.upscale = max(int(upscale), 1)
         self.inset = inset
+        self.refine = max(int(refine), 0)
 
     def _face(self, image: np.ndarray, whole_crop: bool) -> tuple[np.ndarray | None, float]:
         """Face box ``(x0, y0, x1, y1)`` in pixels and a confidence in [0, 1]."""
@@ -98,6 +104,16 @@ class DlibBackend:
         pts = np.array([[p.x, p.y] for p in shape.parts()], dtype=np.float64)
         return ((pts - off) / s).astype(np.float32)
 
+    @staticmethod
+    def refit_box(points: np.ndarray) -> np.ndarray:
+        """The face box in which the predictor's mean shape spans the extent of ``points``."""
+        mean = canonical_mean_shape()
+        lo, hi = mean.min(axis=0), mean.max(axis=0)
+        p0, p1 = points.min(axis=0).astype(np.float64), points.max(axis=0).astype(np.float64)
+        size = np.maximum((p1 - p0) / (hi - lo), 1.0)
+        origin = p0 - lo * size
+        return np.concatenate([origin, origin + size])
+
     def detect(self, images: list[np.ndarray], whole_crop: bool,
                keys: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
         points, confidence, status = empty_result(len(images))
@@ -106,7 +122,10 @@ class DlibBackend:
             box, conf = self._face(image, whole_crop)
             if box is None:
                 continue
-            points[i] = self._predict(image, box)
+            pts = self._predict(image, box)
+            for _ in range(self.refine if whole_crop else 0):
+                pts = self._predict(image, self.refit_box(pts))
+            points[i] = pts
             confidence[i] = conf
             status[i] = "whole-crop" if whole_crop else "detected"
         return points, confidence, status
