@@ -5,11 +5,14 @@ and B, so hue and RGB ratios are preserved::
 
     Y   = BT.709 luminance (linear);  L = clamp(L*(Y)/100, 0, 1)
     Lb  = L blurred (sigma = radius_frac * shorter side), at 1/4 resolution
-    lam = clamp((|slider| - 50) / 50, 0, 1)         # Lightroom's "halo mask" beyond +-50
-    B   = (1 - lam) L + lam Lb
-    dEV = S/100 * G (1 - B_s)^2 + H/100 * G B_h^2      # G = 1.5 EV at full scale
+    S1  = clamp(S, -50, 50);  S2 = S - S1             # the part beyond +-50 (Lightroom's "halo mask")
+    dEV = G/100 * (S1 (1 - L)^2 + S2 (1 - Lb)^2)      # shadows; G = 1.5 EV at full scale
+        + G/100 * (H1 L^2       + H2 Lb^2)            # highlights, split the same way
     lin = lin * 2**dEV
 
+Up to +-50 the op is a global curve on each pixel's own lightness; the part of a slider beyond
++-50 acts through the blurred lightness, i.e. as local (halo-mask) tone mapping. The derivative of
+dEV in each slider is a non-negative weight, so the output is monotone in every slider.
 Negative Highlights darken the bright range and leave the darks almost unchanged; negative Shadows
 darken the dark range and leave the brights almost unchanged; the output is monotone in each
 slider. The blur is built from slices, sums and gathers only (no convolution kernels), so an
@@ -106,27 +109,32 @@ def blurred_lightness(lightness: torch.Tensor, radius_frac: float) -> torch.Tens
     return upsample_bilinear(small, (h, w), f)
 
 
-def halo_ramp(slider: torch.Tensor) -> torch.Tensor:
-    """0 up to |slider| = 50, rising linearly to 1 at |slider| = 100."""
-    return ((slider.abs() - 50.0) / 50.0).clamp(0.0, 1.0)
+def split_slider(slider: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(global part clamped to +-50, local part beyond +-50)."""
+    inner = slider.clamp(-50.0, 50.0)
+    return inner, slider - inner
 
 
 def highlights_shadows(lin: torch.Tensor, highlights: torch.Tensor, shadows: torch.Tensor, *,
                        radius_frac: float = 0.05, halo: bool = True, gain_ev: float = 1.5,
                        num: Numerics = NUMERICS.get("exact")) -> torch.Tensor:
-    """Apply per-image Highlights/Shadows sliders ``(B,)`` to linear ``(B, C, H, W)``."""
+    """Apply per-image Highlights/Shadows sliders ``(B,)`` to linear ``(B, C, H, W)``.
+
+    ``halo=False`` or ``radius_frac=0`` makes the whole slider act globally (a pure tone curve).
+    """
     dtype = lin.dtype
+    k = gain_ev / 100.0
     hl = highlights.to(dtype).view(-1, 1, 1, 1)
     sh = shadows.to(dtype).view(-1, 1, 1, 1)
     lightness = num.lightness(luminance(lin))
-    lam_h = halo_ramp(hl) if halo else torch.zeros_like(hl)
-    lam_s = halo_ramp(sh) if halo else torch.zeros_like(sh)
-    if halo and radius_frac > 0 and bool((lam_h > 0).any() or (lam_s > 0).any()):
-        base = blurred_lightness(lightness, radius_frac)
-        b_h = lightness * (1.0 - lam_h) + base * lam_h
-        b_s = lightness * (1.0 - lam_s) + base * lam_s
+    dark = 1.0 - lightness
+    h1, h2 = split_slider(hl)
+    s1, s2 = split_slider(sh)
+    if not (halo and radius_frac > 0 and bool((h2 != 0).any() or (s2 != 0).any())):
+        d_ev = (sh * k) * (dark * dark) + (hl * k) * (lightness * lightness)
     else:
-        b_h = b_s = lightness
-    dark = 1.0 - b_s
-    d_ev = (sh * (gain_ev / 100.0)) * (dark * dark) + (hl * (gain_ev / 100.0)) * (b_h * b_h)
+        base = blurred_lightness(lightness, radius_frac)
+        dark_b = 1.0 - base
+        d_ev = ((s1 * k) * (dark * dark) + (s2 * k) * (dark_b * dark_b)
+                + (h1 * k) * (lightness * lightness) + (h2 * k) * (base * base))
     return lin * num.exp2(d_ev)
