@@ -19,7 +19,12 @@ from torch import Tensor, nn
 
 
 def make_beta_schedule(kind: str, timesteps: int, start: float, end: float) -> Tensor:
-    """``sqrt_linear`` (DiffIR's "linear"): linspace(√start, √end, T)²; ``linear``: linspace(start, end, T)."""
+    """``sqrt_linear`` (DiffIR's "linear"): linspace(√start, √end, T)²; ``linear``: linspace(start, end, T).
+
+    T = 1 uses β = ``end`` alone, so that Z_T is (almost) pure noise as for every other T.
+    """
+    if timesteps == 1:
+        return torch.tensor([end], dtype=torch.float64)
     if kind == "sqrt_linear":
         return torch.linspace(start ** 0.5, end ** 0.5, timesteps, dtype=torch.float64) ** 2
     if kind == "linear":
@@ -32,13 +37,14 @@ def schedule_constants(betas: Tensor) -> dict[str, Tensor]:
     alphas = 1 - betas
     abar = torch.cumprod(alphas, 0)
     abar_prev = torch.cat([abar.new_ones(1), abar[:-1]])
-    post_var = betas * (1 - abar_prev) / (1 - abar)
+    one_minus_abar = torch.cat([betas[:1], (1 - abar)[1:]])  # exact at k = 0, so coef1[0] is exactly 1
+    post_var = betas * (1 - abar_prev) / one_minus_abar
     return {
         "betas": betas, "alphas": alphas, "alphas_cumprod": abar, "alphas_cumprod_prev": abar_prev,
         "sqrt_alphas_cumprod": abar.sqrt(), "sqrt_one_minus_alphas_cumprod": (1 - abar).sqrt(),
         "posterior_variance": post_var, "sigma": post_var.clamp(min=0).sqrt(),
-        "coef1": betas * abar_prev.sqrt() / (1 - abar),
-        "coef2": (1 - abar_prev) * alphas.sqrt() / (1 - abar),
+        "coef1": betas * abar_prev.sqrt() / one_minus_abar,
+        "coef2": (1 - abar_prev) * alphas.sqrt() / one_minus_abar,
     }
 
 
