@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "lldif_bench.cli.degrade",
     "lldif_bench.cli.presets",
     "lldif_bench.cli.plot",
+    "lldif_bench.cli.landmarks",
     "lldif_bench.cli.report",
 )
 

@@ -68,8 +68,8 @@ def build_backend(name: str, *, device: str = "auto", whole_crop: bool = False,
                   search_dirs: Sequence[Path] = ()) -> Resolved:
     """Build backend ``name`` (or the first available one for ``auto``).
 
-    An unavailable named backend raises :class:`UserError` with its reason (before any model is
-    loaded, so a missing weight file fails in milliseconds rather than on a network timeout).
+    An unavailable named backend raises :class:`UserError` from its constructor, before any model
+    is loaded, so a missing weight file fails in milliseconds rather than on a network timeout.
     """
     if name == "auto":
         notes = []
@@ -84,9 +84,8 @@ def build_backend(name: str, *, device: str = "auto", whole_crop: bool = False,
             log.warning(notes[-1])
         raise UserError("--landmarks auto found no usable landmark backend:\n  " + "\n  ".join(notes))
     factory: BackendFactory = BACKENDS.get(name)
-    ok, why = factory.availability(whole_crop)
-    if not ok:
-        raise UserError(f"landmark backend {name!r} is not available: {why}")
+    # Each backend's constructor checks its own files first and raises a UserError that says what
+    # is missing, where it comes from and where it goes, before loading any model.
     return Resolved(factory(device=device, whole_crop=whole_crop, search_dirs=search_dirs), name, name)
 
 

@@ -16,7 +16,7 @@ from tqdm import tqdm
 from lldif_bench import __version__
 from lldif_bench.errors import UserError
 from lldif_bench.imageio import atomic_write_bytes
-from lldif_bench.landmarks.backends import build_backend
+from lldif_bench.landmarks.backends import BACKENDS, build_backend
 from lldif_bench.landmarks.cache import (
     GROUND_TRUTH_FILE,
     LANDMARKS_FILE,
@@ -30,6 +30,23 @@ log = logging.getLogger(__name__)
 
 SOURCES = ("lowlight", "clear")
 UNREADABLE = "unreadable"
+
+
+# Adapters whose images are aligned face crops, for datasets that predate the ``aligned_faces``
+# attribute: RAF-DB's "aligned" images and FER2013/FERPlus' 48×48 crops.
+ALIGNED_ADAPTERS = {"ferplus": None, "rafdb": ("images", "aligned")}
+
+
+def default_whole_crop(dataset: Any) -> bool:
+    """The dataset's ``aligned_faces`` attribute, else whether its adapter is a known aligned one."""
+    flag = getattr(dataset, "aligned_faces", None)
+    if flag is not None:
+        return bool(flag)
+    name = getattr(dataset, "name", None)
+    if name not in ALIGNED_ADAPTERS:
+        return False
+    need = ALIGNED_ADAPTERS[name]
+    return need is None or getattr(dataset, need[0], need[1]) == need[1]
 
 
 def _root_of(dataset: Any) -> Path | None:
@@ -88,10 +105,12 @@ def extract_landmarks_for_dataset(out_dir: Path, dataset: Any, backend: str = "a
 
     ``source="lowlight"`` (default) reads ``dataset``'s own images (what a deployed model sees);
     ``"clear"`` reads the same relpaths from ``clear_dataset``. ``whole_crop=None`` takes the
-    dataset's ``aligned_faces`` attribute (aligned crops defeat face detectors). Detector misses
+    dataset's ``aligned_faces`` attribute (aligned crops defeat face detectors), see
+    :func:`default_whole_crop`. Detector misses
     get the mean-shape fallback. An unreadable image keeps its row with NaN points and status
     ``unreadable``. Returns the summary that is also recorded in ``out_dir/dataset.json``.
     """
+    BACKENDS.get(backend)  # an unknown name fails first, listing the registered ones
     out_dir = Path(out_dir)
     target = out_dir / LANDMARKS_FILE
     if target.exists() and not overwrite:
@@ -100,7 +119,7 @@ def extract_landmarks_for_dataset(out_dir: Path, dataset: Any, backend: str = "a
     if not records:
         raise UserError(f"the dataset at {out_dir} has no records; nothing to extract landmarks for")
     if whole_crop is None:
-        whole_crop = bool(getattr(dataset, "aligned_faces", False))
+        whole_crop = default_whole_crop(dataset)
     image_ds, lookup = _image_source(dataset, source, clear_dataset)
     search_dirs = [p for p in (out_dir, _root_of(dataset), _root_of(clear_dataset)) if p is not None]
     resolved = build_backend(backend, device=device, whole_crop=whole_crop, search_dirs=search_dirs)

@@ -62,10 +62,10 @@ def required_files(whole_crop: bool) -> list[tuple[Path, str]]:
 
 def missing_weights_message(missing: list[tuple[Path, str]]) -> str:
     lines = [f"  {path.name}: download {url}" for path, url in missing]
-    return ("face-alignment weights are missing and this machine fetches nothing at run time:\n"
-            + "\n".join(lines)
-            + f"\n  and put the file(s) in {checkpoints_dir()} (torch hub's checkpoints folder; "
-              "set TORCH_HOME to move it). Or use --landmarks dlib (pip install 'lldif-bench[dlib]').")
+    return ("face-alignment's weights are not in torch hub's cache (lldif-bench never downloads at run "
+            "time, so offline machines fail here instead of hanging):\n" + "\n".join(lines)
+            + f"\n  and put the file(s) in {checkpoints_dir()} (set TORCH_HOME to move that folder). "
+              "Or use the offline dlib backend (pip install 'lldif-bench[dlib]').")
 
 
 def availability(whole_crop: bool = False) -> tuple[bool, str]:
