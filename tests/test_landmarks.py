@@ -276,7 +276,7 @@ def test_detector_misses_fall_back_and_unreadable_rows_are_kept(tmp_path, monkey
     monkeypatch.setattr(extract_mod, "build_backend", lambda name, **kw: Resolved(HalfBlind(), name, "half-blind"))
     ds = TinyDataset(tmp_path / "d", n=6, bad=("Image/aligned/train_00005_aligned.jpg",))
     ds.root.mkdir()
-    summary = extract_landmarks_for_dataset(ds.root, ds, backend="whatever", batch_size=4)
+    summary = extract_landmarks_for_dataset(ds.root, ds, backend="auto", batch_size=4)
     assert summary["counts"] == {"whole-crop": 3, "fallback-mean-shape": 2, "unreadable": 1}
     assert summary["detector_misses"] == 2 and summary["unreadable"] == 1
     assert summary["miss_rate"] == pytest.approx(2 / 5)
@@ -284,7 +284,7 @@ def test_detector_misses_fall_back_and_unreadable_rows_are_kept(tmp_path, monkey
     assert table.status[1] == "fallback-mean-shape" and table.confidence[1] == 0
     assert np.isfinite(table.points[:5]).all() and np.isnan(table.points[5]).all()
     with pytest.raises(UserError, match="--overwrite"):
-        extract_landmarks_for_dataset(ds.root, ds, backend="whatever", overwrite=False)
+        extract_landmarks_for_dataset(ds.root, ds, backend="auto", overwrite=False)
 
 
 def test_clear_source_reads_the_clear_images_and_keeps_ground_truth(tmp_path, monkeypatch):
@@ -310,6 +310,40 @@ def test_clear_source_reads_the_clear_images_and_keeps_ground_truth(tmp_path, mo
     from lldif_bench.landmarks.backends import Resolved
 
     monkeypatch.setattr(extract_mod, "build_backend", lambda name, **kw: Resolved(Constant(), name, "constant"))
-    extract_landmarks_for_dataset(clear_ds.root, clear_ds, backend="constant")
+    extract_landmarks_for_dataset(clear_ds.root, clear_ds, backend="dlib")
     assert read_landmarks(clear_ds.root / GROUND_TRUTH_FILE).status == ["ground-truth"] * 3
     assert read_landmarks(clear_ds.root / "landmarks.npz").status == ["whole-crop"] * 3
+
+
+def test_whole_crop_default_follows_the_adapter():
+    from types import SimpleNamespace
+
+    from lldif_bench.landmarks.extract import default_whole_crop
+
+    assert default_whole_crop(SimpleNamespace(aligned_faces=True)) is True
+    assert default_whole_crop(SimpleNamespace(aligned_faces=False, name="rafdb")) is False
+    assert default_whole_crop(SimpleNamespace(name="rafdb", images="aligned")) is True
+    assert default_whole_crop(SimpleNamespace(name="rafdb", images="original")) is False
+    assert default_whole_crop(SimpleNamespace(name="ferplus")) is True
+    assert default_whole_crop(SimpleNamespace(name="kdef")) is False
+
+
+def test_cli_landmarks_command(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from lldif_bench.cli import landmarks as cli_landmarks
+    from lldif_bench.cli.main import main
+
+    clear_ds = TinyDataset(tmp_path / "syn" / "clear", n=4)
+    write_truth(clear_ds.root, clear_ds)
+    low = TinyDataset(tmp_path / "syn" / "lowlight", n=4)
+    low.root.mkdir()
+    monkeypatch.setattr(cli_landmarks, "open_dataset_dir", lambda path: low)
+    runner = CliRunner()
+    result = runner.invoke(main, ["landmarks", str(low.root), "--backend", "synthetic"])
+    assert result.exit_code == 0, result.output
+    assert "4 images, backend synthetic" in result.output and "ground-truth 4" in result.output
+    again = runner.invoke(main, ["landmarks", str(low.root), "--backend", "synthetic"])
+    assert again.exit_code != 0 and "--overwrite" in again.output and "Traceback" not in again.output
+    unknown = runner.invoke(main, ["landmarks", str(low.root), "--backend", "nope", "--overwrite"])
+    assert unknown.exit_code != 0 and "available: " in unknown.output
