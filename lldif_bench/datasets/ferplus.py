@@ -1,0 +1,349 @@
+"""FER2013 + FERPlus: Kaggle's ``fer2013.csv`` (or ``icml_face_data.csv``) with FER+'s
+``fer2013new.csv`` votes, or the PNG folders FER+'s own script generates
+(``data/FER2013{Train,Valid,Test}/label.csv`` + ``fer*.png``).
+
+CSV rows are virtual items keyed ``fer2013.csv#<row>`` (0-based data row); their images are the
+48×48 grey pixels (C = 1). The low-light copy of a CSV source is a new ``fer2013.csv`` with the same
+header, row order and Usage column and darkened pixels, beside the unchanged ``fer2013new.csv``.
+Protocols: :mod:`lldif_bench.datasets.ferplus_labels`. Grey images have no white balance: the
+degradation core applies its luminance ops only and keeps one channel.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+
+from lldif_bench.datasets.base import (
+    ADAPTERS,
+    WORK_DIR,
+    Dataset,
+    class_names_for,
+    existing_variant,
+    sha256_bytes,
+)
+from lldif_bench.datasets.ferplus_labels import (
+    FER2013_NAMES,
+    FERPLUS_COLUMNS,
+    PROTOCOLS,
+    USAGES,
+    parse_votes,
+)
+from lldif_bench.datasets.record import Record
+from lldif_bench.errors import UserError
+from lldif_bench.imageio import atomic_write_bytes, decode_image
+
+CSV_CANDIDATES = ("fer2013.csv", "fer2013/fer2013.csv", "icml_face_data.csv", "fer2013/icml_face_data.csv")
+NEW_CANDIDATES = ("fer2013new.csv", "FERPlus/fer2013new.csv", "FERPlus-master/fer2013new.csv")
+DATA_CANDIDATES = ("data", "FERPlus/data", "FERPlus-master/data", "")
+FOLDERS = {"FER2013Train": "Training", "FER2013Valid": "PublicTest", "FER2013Test": "PrivateTest"}
+UNLABELLED = ("test.csv", "fer2013/test.csv", "train.csv", "fer2013/train.csv")
+ROW_KEY = "fer2013.csv#"
+SIDE = 48
+
+
+def _first(root: Path, candidates: tuple[str, ...]) -> str | None:
+    return next((c for c in candidates if (root / c).is_file()), None)
+
+
+def _data_dir(root: Path) -> str | None:
+    for c in DATA_CANDIDATES:
+        base = root / c if c else root
+        if any((base / f / "label.csv").is_file() for f in FOLDERS):
+            return c
+    return None
+
+
+def _read_text(path: Path) -> tuple[str, str]:
+    raw = path.read_bytes().decode("utf-8-sig", errors="replace")
+    newline = "\r\n" if "\r\n" in raw[:200_000] else "\n"
+    return raw, newline
+
+
+@ADAPTERS.register("ferplus", help="FER2013 fer2013.csv + FERPlus fer2013new.csv (or FER+ PNG folders)")
+class FerPlus(Dataset):
+    name = "ferplus"
+    layout_hint = "fer2013.csv (or fer2013/fer2013.csv) and fer2013new.csv (or FERPlus/fer2013new.csv)"
+
+    def __init__(self, root: Path, protocol: str = "ferplus_lldif", include_valid: bool = False,
+                 **options) -> None:
+        root = Path(root)
+        self.protocol = PROTOCOLS.get(protocol)
+        self.csv_rel = _first(root, CSV_CANDIDATES)
+        self.new_rel = _first(root, NEW_CANDIDATES)
+        self.data_rel = _data_dir(root)
+        if self.csv_rel is None and self.data_rel is None:
+            unlabelled = _first(root, UNLABELLED)
+            if unlabelled and "emotion" not in _header(root / unlabelled):
+                raise UserError(f"{root / unlabelled} has no labels (Kaggle's unlabelled test set); point "
+                                f"--src at the folder holding fer2013.csv or icml_face_data.csv")
+            raise UserError(f"{root} is not a FER2013/FERPlus folder: expected {root}/fer2013.csv (or "
+                            f"fer2013/fer2013.csv, icml_face_data.csv) with FERPlus/fer2013new.csv, or "
+                            f"FER+'s {root}/data/FER2013Train/label.csv")
+        if self.csv_rel is None and self.protocol.needs_fer2013:
+            raise UserError(f"protocol {protocol} needs the original labels: expected {root}/fer2013.csv")
+        if self.csv_rel is not None and self.protocol.needs_votes and self.new_rel is None:
+            raise UserError(f"protocol {protocol} needs FER+ votes: expected {root}/fer2013new.csv or "
+                            f"{root}/FERPlus/fer2013new.csv (from github.com/microsoft/FERPlus); "
+                            f"or use --protocol fer2013_orig7")
+        super().__init__(root, protocol=protocol, include_valid=bool(include_valid), **options)
+        self.include_valid = bool(include_valid)
+        self.layout = "csv" if self.csv_rel else "images"
+        self._pixels: np.ndarray | None = None
+        self._row_of: dict[str, int] = {}
+        self._csv_header = ""
+        self._csv_newline = "\n"
+        self._csv_rows: list[list[str]] = []
+        self._pixel_col = 1
+
+    @classmethod
+    def detect(cls, path: Path) -> bool:
+        path = Path(path)
+        return _first(path, CSV_CANDIDATES) is not None or _data_dir(path) is not None
+
+    @property
+    def class_names(self) -> list[str]:
+        return class_names_for(self.protocol.n_classes)
+
+    @property
+    def native_class_names(self) -> list[str]:
+        if self.protocol.name == "fer2013_orig7":
+            return list(FER2013_NAMES)
+        names = list(FERPLUS_COLUMNS[:8])
+        return names if self.protocol.n_classes == 8 else [n for n in names if n != "contempt"]
+
+    # -- parsing ---------------------------------------------------------------------------------
+    def _scan(self) -> list[Record]:
+        return self._scan_csv() if self.layout == "csv" else self._scan_images()
+
+    def _new_rows(self) -> list[tuple[str, str | None, list[int] | None]]:
+        """(usage, image name or None, votes or None) per fer2013new.csv row, both header variants."""
+        if self.new_rel is None:
+            return []
+        text, _ = _read_text(self.root / self.new_rel)
+        reader = csv.reader(io.StringIO(text))
+        header = [h.strip() for h in next(reader, [])]
+        has_name = len(header) > 1 and header[1].lower() == "image name"
+        if not header or header[0] != "Usage":
+            raise UserError(f"{self.root / self.new_rel}: expected a header starting with 'Usage', got {header}")
+        out = []
+        for lineno, fields in enumerate(reader, start=2):
+            if not fields:
+                continue
+            name = fields[1].strip() if has_name and len(fields) > 1 else None
+            try:
+                votes = parse_votes(fields[2:] if has_name else fields[1:])
+            except ValueError as err:
+                self._skip(f"{self.new_rel}:{lineno}", "malformed-label", f"line {lineno}: {err}")
+                votes = None
+            out.append((fields[0].strip(), name, votes))
+        return out
+
+    def _label_csv_votes(self) -> dict[str, dict[str, list[int]]]:
+        """folder → {image name: votes} from FER+'s label.csv files (no header)."""
+        found: dict[str, dict[str, list[int]]] = {}
+        if self.data_rel is None:
+            return found
+        base = self.root / self.data_rel if self.data_rel else self.root
+        for folder in FOLDERS:
+            path = base / folder / "label.csv"
+            if not path.is_file():
+                continue
+            rel = str(path.relative_to(self.root))
+            votes: dict[str, list[int]] = {}
+            for lineno, fields in enumerate(csv.reader(io.StringIO(_read_text(path)[0])), start=1):
+                if not fields:
+                    continue
+                try:
+                    if len(fields) != 12:
+                        raise ValueError(f"expected 12 fields (name, box, 10 votes), got {len(fields)}")
+                    votes[fields[0].strip()] = parse_votes(fields[2:])
+                except ValueError as err:
+                    self._skip(f"{rel}:{lineno}", "malformed-label", f"line {lineno}: {err}")
+            found[folder] = votes
+        return found
+
+    def _scan_csv(self) -> list[Record]:
+        text, self._csv_newline = _read_text(self.root / self.csv_rel)
+        reader = csv.reader(io.StringIO(text))
+        raw_header = next(reader, None)
+        if raw_header is None:
+            raise UserError(f"{self.root / self.csv_rel} is empty")
+        header = [h.strip() for h in raw_header]
+        missing = {"emotion", "pixels", "Usage"} - set(header)
+        if missing:
+            raise UserError(f"{self.root / self.csv_rel}: header {header} lacks {sorted(missing)}; expected "
+                            f"emotion,pixels,Usage (fer2013.csv) or emotion, Usage, pixels (icml_face_data.csv)")
+        self._csv_header = text.splitlines()[0]
+        col = {h: i for i, h in enumerate(header)}
+        self._pixel_col = col["pixels"]
+        new_rows = self._new_rows()
+        rows = [r for r in reader]
+        rows = [r for r in rows if r]  # blank lines
+        if new_rows and len(new_rows) < len(rows):
+            raise UserError(f"{self.new_rel} has {len(new_rows)} rows but {self.csv_rel} has {len(rows)}; "
+                            f"they must hold the same images in the same order")
+        # fewer fer2013.csv rows than votes: a copy made with --limit (a prefix of the rows)
+        label_votes = self._label_csv_votes() if self.protocol.name.startswith("ferplus_majority") else {}
+        last_row_of_name = {}
+        for i, (_, name, _) in enumerate(new_rows):
+            if name:
+                last_row_of_name[name] = i
+        pixels = np.zeros((len(rows), SIDE, SIDE, 1), np.uint8)
+        records: list[Record] = []
+        self._csv_rows = []
+        self._bad_rows: set[int] = set()
+        for i, fields in enumerate(rows):
+            key = f"{ROW_KEY}{i}"
+            self._csv_rows.append(fields)
+            try:
+                if len(fields) != len(header):
+                    raise ValueError(f"expected {len(header)} fields, got {len(fields)}")
+                emotion = int(fields[col["emotion"]])
+                if not 0 <= emotion <= 6:
+                    raise ValueError(f"emotion {emotion} is not 0..6")
+                usage = fields[col["Usage"]].strip()
+                if usage not in USAGES:
+                    raise ValueError(f"Usage {usage!r} is not one of {', '.join(USAGES)}")
+                values = np.array(fields[self._pixel_col].split(), dtype=np.int64)
+                if values.size != SIDE * SIDE or values.min() < 0 or values.max() > 255:
+                    raise ValueError(f"pixels: expected {SIDE * SIDE} integers 0..255, got {values.size}")
+            except ValueError as err:
+                self._skip(key, "malformed-label", f"{self.csv_rel} data row {i}: {err}")
+                self._bad_rows.add(i)
+                continue
+            pixels[i, :, :, 0] = values.reshape(SIDE, SIDE)
+            self._csv_rows[i] = [f if j != self._pixel_col else "" for j, f in enumerate(fields)]
+            votes, name, exclude = None, None, ""
+            if new_rows:
+                _usage_new, name, votes = new_rows[i]
+                if name is not None and self.protocol.name.startswith("ferplus_majority"):
+                    if not name:
+                        exclude = "no-image-name"
+                    elif last_row_of_name.get(name) != i:
+                        exclude = "duplicate-name"
+                    elif label_votes:
+                        folder = next((f for f, u in FOLDERS.items() if u == usage), None)
+                        votes = label_votes.get(folder, {}).get(name)
+            lab = self.protocol.rule(emotion, votes, usage, self.include_valid)
+            exclude = exclude or lab.excluded
+            extra = {"row": i, "usage": usage, "image_name": name or ""}
+            if exclude:
+                self._extra.append(Record(relpath=key, label=-1, split="unused", native_label=exclude,
+                                          extra=extra))
+            else:
+                records.append(Record(relpath=key, label=lab.label, split=lab.split, native_label=lab.native,
+                                      extra=extra))
+        self._pixels = pixels
+        return records
+
+    def _scan_images(self) -> list[Record]:
+        if self.protocol.needs_fer2013:
+            raise UserError(f"protocol {self.protocol.name} needs {self.root}/fer2013.csv")
+        base_rel = self.data_rel
+        records: list[Record] = []
+        for folder, votes in self._label_csv_votes().items():
+            usage = FOLDERS[folder]
+            prefix = f"{base_rel}/{folder}" if base_rel else folder
+            listed = set()
+            for name, v in votes.items():
+                rel = f"{prefix}/{name}"
+                listed.add(name)
+                found = existing_variant(self.root / rel)
+                if found is None:
+                    self._skip(rel, "missing-file", f"{self.root / rel}: listed in {prefix}/label.csv")
+                    continue
+                rel = str(found.relative_to(self.root))
+                lab = self.protocol.rule(None, v, usage, self.include_valid)
+                if lab.excluded:
+                    self._extra.append(Record(relpath=rel, label=-1, split="unused", native_label=lab.excluded))
+                else:
+                    records.append(Record(relpath=rel, label=lab.label, split=lab.split, native_label=lab.native))
+            for path in sorted((self.root / prefix).iterdir()):
+                stem_names = {Path(n).stem for n in listed}
+                if path.is_file() and path.name != "label.csv" and path.stem not in stem_names:
+                    rel = str(path.relative_to(self.root))
+                    self._skip(rel, "not-in-label-file", f"{rel}: not listed in {prefix}/label.csv")
+        records.sort(key=lambda r: r.relpath)
+        self._extra.sort(key=lambda r: r.relpath)
+        return records
+
+    def build_records(self) -> list[Record]:
+        items = super().build_records()
+        if self.layout == "csv":
+            items.sort(key=self._row)  # row order, so a --limit prefix is a prefix of the CSV
+        return items
+
+    # -- images ----------------------------------------------------------------------------------
+    def _row(self, record: Record) -> int:
+        return int(record.relpath[len(ROW_KEY):])
+
+    def load(self, record: Record) -> np.ndarray:
+        if self.layout == "images":
+            return super().load(record)
+        self.records()
+        return self._pixels[self._row(record)].copy()
+
+    def read_source(self, record: Record) -> tuple[np.ndarray, str]:
+        if self.layout == "images":
+            return super().read_source(record)
+        self.records()
+        img = self._pixels[self._row(record)]
+        return img.copy(), sha256_bytes(img.tobytes())
+
+    def output_relpath(self, record: Record, image_format: str = "same") -> str:
+        if self.layout == "images":
+            return super().output_relpath(record, image_format)
+        return f"{WORK_DIR}/rows/{self._row(record)}.png"  # lossless; assembled into the CSV at the end
+
+    def virtual_output(self, record: Record) -> str | None:
+        return f"{self.csv_rel}#{self._row(record)}" if self.layout == "csv" else None
+
+    def label_files(self) -> list[tuple[Path, str]]:
+        files = []
+        if self.new_rel:
+            files.append((self.root / self.new_rel, self.new_rel))
+        if self.data_rel is not None:
+            base = self.root / self.data_rel if self.data_rel else self.root
+            for folder in FOLDERS:
+                path = base / folder / "label.csv"
+                if path.is_file():
+                    rel = str(path.relative_to(self.root))
+                    files.append((path, rel))
+        return files
+
+    def finalize_copy(self, out: Path, rows: list[dict]) -> dict[str, str]:
+        if self.layout != "csv":
+            return {}
+        done = {int(r["key"][len(ROW_KEY):]) for r in rows if r["status"] == "ok"}
+        last = max((int(r["key"][len(ROW_KEY):]) for r in rows if r["key"].startswith(ROW_KEY)), default=-1)
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator=self._csv_newline)
+        buf.write(self._csv_header + self._csv_newline)
+        for i in range(last + 1):
+            fields = list(self._csv_rows[i])
+            if i not in done and i not in self._bad_rows:
+                raise UserError(f"cannot assemble {self.csv_rel}: row {i} has no low-light image")
+            if i in done:
+                path = out / WORK_DIR / "rows" / f"{i}.png"
+                img = decode_image(path.read_bytes(), name=str(path))
+                fields[self._pixel_col] = " ".join(map(str, img.reshape(-1).tolist()))
+            writer.writerow(fields)
+        data = buf.getvalue().encode()
+        atomic_write_bytes(out / self.csv_rel, data)
+        return {self.csv_rel: sha256_bytes(data)}
+
+    def describe(self) -> dict:
+        return {"protocol": self.protocol.name, "protocol_help": PROTOCOLS.help(self.protocol.name),
+                "layout": self.layout, "fer2013_csv": self.csv_rel, "fer2013new_csv": self.new_rel,
+                "include_valid": self.include_valid, "native_order": self.native_class_names,
+                "grey": "48x48 single channel; white balance is not applied to grey images"}
+
+
+def _header(path: Path) -> list[str]:
+    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+        return [h.strip() for h in next(csv.reader(f), [])]
+

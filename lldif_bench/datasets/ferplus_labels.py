@@ -1,0 +1,124 @@
+"""FER2013 / FER+ label rules: the four protocols and the vote parsing (no file layout here).
+
+Vote columns (both ``fer2013new.csv`` and ``label.csv``): neutral, happiness, surprise, sadness,
+anger, disgust, fear, contempt, unknown, NF. FER2013's ``emotion``: 0 Angry … 6 Neutral.
+See shared/design/datasets.md §2.3–2.4.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from lldif_bench.emotions import canonical_index
+from lldif_bench.registry import Registry
+
+FERPLUS_COLUMNS = ("neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt",
+                   "unknown", "NF")
+FERPLUS_EMOTIONS = FERPLUS_COLUMNS[:8]
+FER2013_NAMES = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+USAGES = ("Training", "PublicTest", "PrivateTest")
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """The outcome for one image: a canonical label and split, or an exclusion reason."""
+
+    label: int | None
+    split: str | None
+    native: str
+    excluded: str = ""  # reason code when label/split is None
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    n_classes: int
+    needs_votes: bool
+    needs_fer2013: bool
+    rule: Callable[[int | None, list[int] | None, str, bool], Labelled]
+
+
+PROTOCOLS: Registry[Protocol] = Registry("FER protocol")
+
+
+def majority_winner(votes: list[int]) -> int | None:
+    """FER+ majority rule (src/ferplus.py): drop single votes, the winner needs > half of the rest."""
+    kept = [v if v > 1 else 0 for v in votes]
+    total = sum(kept)
+    if total == 0:
+        return None
+    best = max(range(len(kept)), key=lambda i: (kept[i], -i))
+    return best if kept[best] > 0.5 * total else None
+
+
+def plurality_emotion(votes: list[int]) -> int | None:
+    """Largest of the 8 emotion counts, ties to the first column; None when all are zero."""
+    emo = votes[:8]
+    if sum(emo) == 0:
+        return None
+    return max(range(8), key=lambda i: (emo[i], -i))
+
+
+def _split_lldif(usage: str, include_valid: bool) -> str:
+    return "train" if usage == "Training" else "test"
+
+
+def _split_majority(usage: str, include_valid: bool) -> str | None:
+    if usage == "Training":
+        return "train"
+    if usage == "PublicTest":
+        return "train" if include_valid else None
+    return "test"
+
+
+def _rule_lldif(orig: int | None, votes: list[int] | None, usage: str, include_valid: bool) -> Labelled:
+    split = _split_lldif(usage, include_valid)
+    win = plurality_emotion(votes) if votes is not None else None
+    if win is not None:
+        return Labelled(canonical_index(FERPLUS_EMOTIONS[win]), split, FERPLUS_EMOTIONS[win])
+    if orig is not None:
+        return Labelled(canonical_index(FER2013_NAMES[orig]), split, f"fer2013:{FER2013_NAMES[orig]}")
+    return Labelled(None, None, "", "no-emotion-votes")
+
+
+def _majority(orig, votes, usage, include_valid, drop_contempt: bool) -> Labelled:
+    if votes is None:
+        return Labelled(None, None, "", "no-votes")
+    win = majority_winner(votes)
+    if win is None:
+        return Labelled(None, None, "", "no-majority")
+    if win >= 8:
+        return Labelled(None, None, FERPLUS_COLUMNS[win], f"majority-{FERPLUS_COLUMNS[win].lower()}")
+    if drop_contempt and FERPLUS_EMOTIONS[win] == "contempt":
+        return Labelled(None, None, "contempt", "contempt-dropped")
+    split = _split_majority(usage, include_valid)
+    if split is None:
+        return Labelled(None, None, FERPLUS_EMOTIONS[win], "valid-split")
+    return Labelled(canonical_index(FERPLUS_EMOTIONS[win]), split, FERPLUS_EMOTIONS[win])
+
+
+def _rule_orig7(orig, votes, usage, include_valid) -> Labelled:
+    return Labelled(canonical_index(FER2013_NAMES[orig]), _split_lldif(usage, include_valid), FER2013_NAMES[orig])
+
+
+PROTOCOLS.add("ferplus_lldif", Protocol("ferplus_lldif", 8, True, False, _rule_lldif),
+              help="paper counts 28,709/7,178: every FER2013 row, FER+ plurality label (8 classes)")
+PROTOCOLS.add("ferplus_majority8", Protocol(
+    "ferplus_majority8", 8, True, False, lambda o, v, u, iv: _majority(o, v, u, iv, False)),
+    help="canonical FER+ majority vote, 8 classes (Train/Test; --include-valid adds Valid to train)")
+PROTOCOLS.add("ferplus_majority7", Protocol(
+    "ferplus_majority7", 7, True, False, lambda o, v, u, iv: _majority(o, v, u, iv, True)),
+    help="FER+ majority vote with contempt dropped, 7 classes")
+PROTOCOLS.add("fer2013_orig7", Protocol("fer2013_orig7", 7, False, True, _rule_orig7),
+              help="original FER2013 labels, Training / PublicTest+PrivateTest")
+
+
+def parse_votes(fields: list[str]) -> list[int]:
+    """10 vote counts from text fields; ValueError when they are not 10 non-negative integers."""
+    if len(fields) != 10:
+        raise ValueError(f"expected 10 vote counts, got {len(fields)}")
+    votes = [int(f) for f in fields]
+    if any(v < 0 for v in votes):
+        raise ValueError("negative vote count")
+    return votes

@@ -1,0 +1,110 @@
+"""RAF-DB basic: ``EmoLabel/list_patition_label.txt`` + ``Image/aligned/<stem>_aligned.jpg``.
+
+Label lines are ``<name> <1..7>`` (1 Surprise … 7 Neutral, the canonical order, shifted to 0..6);
+the split is the name prefix (``train_`` / ``test_``). ``root`` may be ``basic/``, ``raf-basic/``
+or the folder holding either. See shared/design/datasets.md §1.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lldif_bench.datasets.base import ADAPTERS, Dataset, existing_variant
+from lldif_bench.datasets.record import Record
+from lldif_bench.emotions import CANONICAL, rafdb_label_to_index
+from lldif_bench.errors import UserError
+
+LABEL_FILES = ("EmoLabel/list_patition_label.txt", "EmoLabel/list_partition_label.txt")
+ROOT_NAMES = ("", "basic", "raf-basic", "RAF-DB/basic")
+IMAGE_VARIANTS = ("aligned", "original")
+
+
+def find_rafdb_root(src: Path) -> tuple[Path, str] | None:
+    """(basic root, label file relpath) under ``src``, or None."""
+    for sub in ROOT_NAMES:
+        root = src / sub if sub else src
+        for label in LABEL_FILES:
+            if (root / label).is_file():
+                return root, label
+    return None
+
+
+@ADAPTERS.register("rafdb", help="RAF-DB basic (EmoLabel/list_patition_label.txt, Image/aligned)")
+class RafDb(Dataset):
+    name = "rafdb"
+    layout_hint = "basic/EmoLabel/list_patition_label.txt (or list_partition_label.txt)"
+
+    def __init__(self, root: Path, images: str = "aligned", **options) -> None:
+        src = Path(root)
+        found = find_rafdb_root(src)
+        if found is None:
+            raise UserError(
+                f"{src} is not a RAF-DB basic folder: expected {src}/EmoLabel/list_patition_label.txt "
+                f"(or list_partition_label.txt), or the same under {src}/basic or {src}/raf-basic")
+        if images not in IMAGE_VARIANTS:
+            raise UserError(f"RAF-DB --images must be one of {', '.join(IMAGE_VARIANTS)}, got {images!r}")
+        super().__init__(found[0], images=images, **options)
+        self.label_relpath = found[1]
+        self.images = images
+
+    @classmethod
+    def detect(cls, path: Path) -> bool:
+        return find_rafdb_root(Path(path)) is not None
+
+    def image_relpath(self, name: str) -> str:
+        stem = Path(name).stem
+        if self.images == "aligned":
+            return f"Image/aligned/{stem}_aligned.jpg"
+        return f"Image/original/{name}"
+
+    def _scan(self) -> list[Record]:
+        text = (self.root / self.label_relpath).read_bytes().decode("utf-8", errors="replace")
+        records: list[Record] = []
+        missing_first: str | None = None
+        listed = 0
+        for lineno, raw in enumerate(text.splitlines(), start=1):
+            line = raw.strip()
+            if not line:
+                continue
+            key = f"{self.label_relpath}:{lineno}"
+            parts = line.split()
+            if len(parts) != 2 or not parts[1].isdigit():
+                self._skip(key, "malformed-label", f"line {lineno} {raw!r}: expected '<name> <1..7>'")
+                continue
+            name, label = parts
+            split = "train" if name.startswith("train") else "test" if name.startswith("test") else None
+            try:
+                index = rafdb_label_to_index(int(label))
+            except ValueError:
+                self._skip(key, "malformed-label", f"line {lineno} {raw!r}: label must be 1..7")
+                continue
+            if split is None:
+                self._skip(key, "malformed-label", f"line {lineno} {raw!r}: name must start with train/test")
+                continue
+            listed += 1
+            relpath = self.image_relpath(name)
+            found = existing_variant(self.root / relpath)
+            if found is None:
+                missing_first = missing_first or str(self.root / relpath)
+                self._skip(relpath, "missing-file", f"{self.root / relpath}: listed in the label file")
+                continue
+            if found.name != Path(relpath).name:  # copy written in another image format
+                relpath = str(found.relative_to(self.root))
+            records.append(Record(relpath=relpath, label=index, split=split, native_label=label,
+                                  extra={"name": name}))
+        if listed and not records:
+            raise UserError(
+                f"none of the {listed} RAF-DB images listed in {self.label_relpath} exist; the first "
+                f"missing one is {missing_first}. Unzip Image/{self.images}.zip inside {self.root}")
+        return records
+
+    def label_files(self) -> list[tuple[Path, str]]:
+        files = [(self.root / self.label_relpath, self.label_relpath)]
+        if self.images == "original":
+            ann = self.root / "Annotation"
+            files += [(p, str(p.relative_to(self.root))) for p in sorted(ann.rglob("*.txt"))]
+        return files
+
+    def describe(self) -> dict:
+        return {"images": self.images, "label_file": self.label_relpath,
+                "split_rule": "name prefix train_/test_", "native_order": list(CANONICAL)}
