@@ -140,6 +140,11 @@ class LLDif(nn.Module):
             StageSpec("2b", s.joint_epochs, 3.5e-4, "exponential", exp, "joint: PNET_s2 + denoiser + LLformer"),
         ]
 
+    def stage_specs(self) -> list[dict[str, Any]]:
+        """The stage plan as the harness's per-stage override mappings (``name`` + run-config keys)."""
+        return [{"name": s.name, "epochs": s.epochs, "lr": s.lr, "scheduler": s.scheduler,
+                 "scheduler_params": dict(s.scheduler_params)} for s in self.stage_plan()]
+
     def trainable_modules(self, stage: str) -> list[nn.Module]:
         st = self.student
         return {
