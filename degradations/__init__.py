@@ -30,8 +30,13 @@ wrappers in :mod:`degradations.modules`. Design notes: ``shared/design/degradati
 from degradations.exposure import adjust_exposure
 from degradations.kosugi import kosugi_edit
 from degradations.noise import poisson_gaussian_noise
-from degradations.pipeline import (FLAVORS, PipelineOptions, degrade, degrade_batch_uint8,
-                                   params_to_tensors)
+from degradations.pipeline import (
+    FLAVORS,
+    PipelineOptions,
+    degrade,
+    degrade_batch_uint8,
+    params_to_tensors,
+)
 from degradations.presets import BUILTIN_PRESETS, Preset, load_preset
 from degradations.tone import highlights_shadows
 from degradations.transfer import linear_to_srgb, luminance, srgb_to_linear

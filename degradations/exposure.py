@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import torch
 
-from degradations.numerics import NUMERICS, Numerics
+from degradations.numerics import EXACT, Numerics
 
 EXPOSURE_MODES = ("gain", "dng_tone")
 
 
-def exposure_gain(ev: torch.Tensor, num: Numerics = NUMERICS.get("exact")) -> torch.Tensor:
+def exposure_gain(ev: torch.Tensor, num: Numerics = EXACT) -> torch.Tensor:
     """Linear gain ``2**EV`` for per-image EVs ``(B,)``."""
     return num.exp2(ev)
 
 
 def adjust_exposure(lin: torch.Tensor, ev: torch.Tensor, *, mode: str = "gain",
-                    num: Numerics = NUMERICS.get("exact")) -> torch.Tensor:
+                    num: Numerics = EXACT) -> torch.Tensor:
     """Apply per-image EV ``(B,)`` to linear ``(B, C, H, W)``; differentiable in both."""
     s = exposure_gain(ev, num).to(lin.dtype).view(-1, 1, 1, 1)
     if mode == "gain":

@@ -13,9 +13,9 @@ import hashlib
 import json
 import logging
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import torch
@@ -23,8 +23,15 @@ import torch
 from degradations.pipeline import degrade_batch_uint8
 from degradations.presets import Preset
 from lldif_bench.errors import UserError
-from lldif_bench.imageio import (ImageDecodeError, atomic_write_bytes, decode_image, encode_image,
-                                 image_format_of, is_image_name, read_image)
+from lldif_bench.imageio import (
+    ImageDecodeError,
+    atomic_write_bytes,
+    decode_image,
+    encode_image,
+    image_format_of,
+    is_image_name,
+    read_image,
+)
 
 log = logging.getLogger("degradations")
 
@@ -85,7 +92,7 @@ def plan_jobs(inputs: Iterable[Path], out: Path, image_format: str = "same") -> 
             files = sorted(p for p in g.rglob("*") if p.is_file() and is_image_name(p.name)
                            and not _inside(p.resolve(), out_r))
             if not files:
-                log.warning("no image files (%s) under %s", ", ".join(("jpg", "png", "...")), given)
+                log.warning("no image files (jpg, png, ...) under %s", given)
             pairs = [(p, p.relative_to(g).as_posix()) for p in files]
         else:
             pairs = [(g, g.name)]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from degradations.numerics import NUMERICS, Numerics
+from degradations.numerics import EXACT, Numerics
 from degradations.white_balance import XYZ_FROM_RGB, apply_matrix
 
 _XYZ_TO_PROPHOTO = np.array([[1.3459433, -0.2556075, -0.0511118],
@@ -48,7 +48,7 @@ def logit_shifts(ev: torch.Tensor, temp: torch.Tensor, tint: torch.Tensor) -> to
 
 def kosugi_edit(lin: torch.Tensor, ev: torch.Tensor, temp: torch.Tensor, tint: torch.Tensor,
                 highlights: torch.Tensor, shadows: torch.Tensor, *,
-                num: Numerics = NUMERICS.get("exact")) -> torch.Tensor:
+                num: Numerics = EXACT) -> torch.Tensor:
     """Apply the Kosugi editor to linear sRGB ``(B, C, H, W)``; parameters ``(B,)`` (sliders in
     [-1, 1], EV in stops). Returns linear sRGB in [0, 1]."""
     dtype = lin.dtype

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import torch
 
+
 def standard_normal(seeds: list[int], shape: tuple[int, ...], device: torch.device,
                     dtype: torch.dtype) -> torch.Tensor:
     """N(0, 1) samples ``(B, *shape)``; row ``b`` depends only on ``seeds[b]`` and ``shape``.

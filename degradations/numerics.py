@@ -14,8 +14,8 @@ The ops take a :class:`Numerics` object, so one implementation serves both paths
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -200,6 +200,10 @@ NUMERICS.add("exact", Numerics(
 NUMERICS.add("deterministic", Numerics(
     "deterministic", exp2_deterministic, _LIGHTNESS_T, _PP_ENCODE_T, _PP_DECODE_T, _SRGB_TO_LIN_T,
     _LIN_TO_SRGB_T, _SIGMOID5_T), help="IEEE-exact ops only: batch- and device-invariant bits")
+
+
+EXACT = NUMERICS.get("exact")
+DETERMINISTIC = NUMERICS.get("deterministic")
 
 
 def cached_table(key: tuple, build: Callable[[], np.ndarray], device: torch.device,

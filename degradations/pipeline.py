@@ -15,8 +15,9 @@ Two entry points share one implementation:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -26,8 +27,13 @@ from degradations.noise import poisson_gaussian_noise, standard_normal
 from degradations.numerics import NUMERICS, Numerics
 from degradations.tone import highlights_shadows
 from degradations.transfer import linear_to_uint8, uint8_to_linear
-from degradations.white_balance import (REFERENCE_TEMPERATURE, REFERENCE_TINT, apply_matrix,
-                                        incremental_to_source, white_balance_matrix)
+from degradations.white_balance import (
+    REFERENCE_TEMPERATURE,
+    REFERENCE_TINT,
+    apply_matrix,
+    incremental_to_source,
+    white_balance_matrix,
+)
 from lldif_bench.registry import Registry
 
 # Every per-image numeric parameter and its neutral value (an absent key means neutral).

@@ -22,14 +22,22 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
 from degradations.pipeline import PipelineOptions
-from degradations.sampling import SAMPLING_SCHEME, Dist, image_seed, parse_dist, stable_u64, stream
+from degradations.sampling import (
+    SAMPLING_SCHEME,
+    Dist,
+    image_seed,
+    parse_dist,
+    stable_u64,
+    stream,
+)
 from degradations.white_balance import REFERENCE_TEMPERATURE, REFERENCE_TINT
 from lldif_bench.errors import UserError
 from lldif_bench.registry import Registry

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from degradations.numerics import NUMERICS, Numerics, cached_table
+from degradations.numerics import EXACT, Numerics, cached_table
 from degradations.transfer import luminance
 
 MASK_DOWNSCALE = 4
@@ -50,7 +50,7 @@ def downsample_area(x: torch.Tensor, f: int) -> torch.Tensor:
 
 
 def _gauss_taps(sigma: float) -> np.ndarray:
-    radius = max(1, int(math.ceil(3.0 * sigma)))
+    radius = max(1, math.ceil(3.0 * sigma))
     k = np.arange(-radius, radius + 1, dtype=np.float64)
     w = np.exp(-0.5 * (k / sigma) ** 2)
     return w / w.sum()
@@ -88,7 +88,8 @@ def upsample_bilinear(x: torch.Tensor, size: tuple[int, int], f: int) -> torch.T
         return x
     for dim, n_out in ((-2, size[0]), (-1, size[1])):
         n_in = x.shape[dim]
-        tab = cached_table(("bilinear", n_out, n_in, f), lambda: _bilinear_weights(n_out, n_in, f),
+        tab = cached_table(("bilinear", n_out, n_in, f),
+                           lambda n_out=n_out, n_in=n_in: _bilinear_weights(n_out, n_in, f),
                            x.device, torch.float64)
         i0, i1 = tab[0].long(), tab[1].long()
         w = tab[2].to(x.dtype)
@@ -117,7 +118,7 @@ def split_slider(slider: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def highlights_shadows(lin: torch.Tensor, highlights: torch.Tensor, shadows: torch.Tensor, *,
                        radius_frac: float = 0.05, halo: bool = True, gain_ev: float = 1.5,
-                       num: Numerics = NUMERICS.get("exact")) -> torch.Tensor:
+                       num: Numerics = EXACT) -> torch.Tensor:
     """Apply per-image Highlights/Shadows sliders ``(B,)`` to linear ``(B, C, H, W)``.
 
     ``halo=False`` or ``radius_frac=0`` makes the whole slider act globally (a pure tone curve).

@@ -11,7 +11,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from degradations.numerics import cached_table, gather1d, np_linear_to_srgb, np_srgb_to_linear
+from degradations.numerics import (
+    cached_table,
+    gather1d,
+    np_linear_to_srgb,
+    np_srgb_to_linear,
+)
 
 # BT.709 / sRGB luminance weights of linear RGB (Kornia's rgb_to_grayscale defaults to BT.601).
 BT709 = (0.2126, 0.7152, 0.0722)

@@ -6,15 +6,38 @@ import numpy as np
 import pytest
 import torch
 
-from degradations import (PipelineOptions, adjust_exposure, degrade, degrade_batch_uint8,
-                          highlights_shadows, luminance, poisson_gaussian_noise)
+from degradations import (
+    PipelineOptions,
+    adjust_exposure,
+    degrade,
+    degrade_batch_uint8,
+    highlights_shadows,
+    luminance,
+    poisson_gaussian_noise,
+)
 from degradations.kosugi import kosugi_edit
 from degradations.noise import standard_normal
-from degradations.numerics import NUMERICS, exp2_deterministic, np_linear_to_srgb, np_srgb_to_linear
-from degradations.transfer import linear_to_srgb, linear_to_uint8, srgb_to_linear, uint8_to_linear
-from degradations.white_balance import (REFERENCE_TEMPERATURE, REFERENCE_TINT, apply_matrix,
-                                        incremental_to_source, mired_tint_to_xy, white_balance_matrix,
-                                        xy_to_temperature_tint)
+from degradations.numerics import (
+    NUMERICS,
+    exp2_deterministic,
+    np_linear_to_srgb,
+    np_srgb_to_linear,
+)
+from degradations.transfer import (
+    linear_to_srgb,
+    linear_to_uint8,
+    srgb_to_linear,
+    uint8_to_linear,
+)
+from degradations.white_balance import (
+    REFERENCE_TEMPERATURE,
+    REFERENCE_TINT,
+    apply_matrix,
+    incremental_to_source,
+    mired_tint_to_xy,
+    white_balance_matrix,
+    xy_to_temperature_tint,
+)
 
 F64 = torch.float64
 EXACT, DET = NUMERICS.get("exact"), NUMERICS.get("deterministic")
@@ -32,8 +55,8 @@ def u8(x):
     return (x * 255).round().clamp(0, 255).to(torch.uint8)
 
 
-STRONG = [dict(exposure_ev=-2.5, d_temp=-20.0, d_tint=5.0, highlights=-80.0, shadows=-60.0,
-               noise_shot=2e-3, noise_read=1e-5, cam_gain_r=2.0, cam_gain_b=1.7, noise_seed=i)
+STRONG = [{"exposure_ev": -2.5, "d_temp": -20.0, "d_tint": 5.0, "highlights": -80.0, "shadows": -60.0,
+               "noise_shot": 2e-3, "noise_read": 1e-5, "cam_gain_r": 2.0, "cam_gain_b": 1.7, "noise_seed": i}
           for i in range(5)]
 
 
@@ -233,8 +256,8 @@ def test_float_path_identity_and_batch_consistency():
 @pytest.mark.parametrize("flavor", ["lrlike", "kosugi"])
 def test_output_range_at_extremes(flavor):
     x = u8(smooth_images(b=6))
-    extremes = [dict(exposure_ev=ev, d_temp=t, d_tint=-t, highlights=h, shadows=-h, noise_shot=0.1,
-                     noise_read=0.1, noise_seed=i)
+    extremes = [{"exposure_ev": ev, "d_temp": t, "d_tint": -t, "highlights": h, "shadows": -h, "noise_shot": 0.1,
+                     "noise_read": 0.1, "noise_seed": i}
                 for i, (ev, t, h) in enumerate([(5, 100, 100), (-5, -100, -100), (5, -100, -100),
                                                 (-5, 100, 100), (0, 0, 100), (0, 0, -100)])]
     opts = PipelineOptions(flavor=flavor)
@@ -247,7 +270,7 @@ def test_output_range_at_extremes(flavor):
 @pytest.mark.parametrize("c", [3, 1])
 def test_float16_close_to_float32(c):
     x = smooth_images(b=2, c=c, h=16, w=16, lo=0.05, hi=0.95)
-    p = [dict(exposure_ev=-2.0, d_temp=-10.0, d_tint=5.0, highlights=-40.0, shadows=-30.0)] * 2
+    p = [{"exposure_ev": -2.0, "d_temp": -10.0, "d_tint": 5.0, "highlights": -40.0, "shadows": -30.0}] * 2
     y32 = degrade(x, p)
     y16 = degrade(x.half(), p)
     assert y16.dtype == torch.float16
@@ -256,8 +279,8 @@ def test_float16_close_to_float32(c):
 
 def test_grey_images_stay_one_channel_and_skip_wb():
     g = u8(smooth_images(b=2, c=1))
-    with_wb = degrade_batch_uint8(g, [dict(exposure_ev=-2.0, d_temp=80.0, d_tint=-50.0)] * 2)
-    without = degrade_batch_uint8(g, [dict(exposure_ev=-2.0)] * 2)
+    with_wb = degrade_batch_uint8(g, [{"exposure_ev": -2.0, "d_temp": 80.0, "d_tint": -50.0}] * 2)
+    without = degrade_batch_uint8(g, [{"exposure_ev": -2.0}] * 2)
     assert with_wb.shape == g.shape and torch.equal(with_wb, without)
 
 
