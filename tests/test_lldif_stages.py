@@ -38,7 +38,8 @@ def model():
 
 def test_registered_with_stages():
     builder = load_all_methods().get("lldif")
-    assert builder.STAGES == ("0", "1", "2a", "2b")
+    assert tuple(s["name"] for s in builder.STAGES) == ("0", "1", "2a", "2b")
+    assert [s["epochs"] for s in builder.STAGES] == [60, 200, 20, 180]  # note §5
     assert builder.DEFAULTS["lr"] == 3.5e-4 and builder.DEFAULTS["batch_size"] == 64
 
 
@@ -84,6 +85,8 @@ def test_stage_plan_and_unknown_stage(model):
     assert [s.oracle for s in model.stage_plan()] == [False, True, False, False]
     with pytest.raises(UserError, match="stages are"):
         model.set_stage("3")
+    with pytest.raises(UserError, match="takes"):
+        model.predict(torch.randn(1, 3, 224, 224))
 
 
 def test_stage1_needs_labels_and_landmarks(model):

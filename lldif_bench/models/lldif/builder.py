@@ -12,7 +12,7 @@ from lldif_bench.errors import UserError
 from lldif_bench.methods import METHODS
 
 from .config import LLDifConfig, resolve_config
-from .model import STAGES, LLDif
+from .model import STAGES, LLDif, stage_specs
 from .text import build_text_bank, build_text_encoder
 
 log = logging.getLogger(__name__)
@@ -35,13 +35,23 @@ def config_from_options(options: dict[str, Any]) -> LLDifConfig:
     return resolve_config(str(preset), variant, opts)
 
 
+NO_WEIGHTS = ("", "none", "scratch")
+
+
 def load_imagenet_trunk(model: LLDif, path: str) -> None:
-    """Initialise the LA-CLIP ResNet-18 trunk from a torchvision ResNet-18 state dict (optional)."""
+    """Initialise the LA-CLIP ResNet-18 trunk from a torchvision ResNet-18 state dict (optional).
+
+    ``path`` is a file, or ``imagenet`` for torchvision's cached ``resnet18-f37072fd.pth``.
+    """
     if model.cfg.laclip.trunk != "resnet18":
-        raise UserError("pretrained weights only apply to laclip.trunk=resnet18")
+        raise UserError("pretrained weights only apply to laclip.trunk=resnet18 (not the tiny preset)")
+    if path == "imagenet":
+        from lldif_bench.availability import torch_hub_checkpoints
+
+        path = str(torch_hub_checkpoints() / "resnet18-f37072fd.pth")
     file = Path(path)
     if not file.is_file():
-        raise UserError(f"pretrained weights {path!r} not found")
+        raise UserError(f"pretrained weights {path!r} not found; give a torchvision ResNet-18 file or 'scratch'")
     state = torch.load(file, map_location="cpu", weights_only=True)
     names = {"conv1": "0", "bn1": "1", "layer1": "4", "layer2": "5", "layer3": "6", "layer4": "7"}
     mapped = {}
@@ -66,8 +76,8 @@ def build(num_classes: int, *, num_train: int = 0, pretrained: str | None = None
     if cfg.landmark.weights is None and cfg.dlnet.enabled:
         log.warning("LLDif: no landmark.weights given; the landmark trunk trains from scratch (no landmark prior)")
     model = LLDif(cfg, num_classes, bank, text_encoder_name=encoder.name)
-    if pretrained:
-        load_imagenet_trunk(model, pretrained)
+    if pretrained and str(pretrained).lower() not in NO_WEIGHTS:
+        load_imagenet_trunk(model, str(pretrained))
     return model
 
 
@@ -76,4 +86,7 @@ build.DEFAULTS = {
     "scheduler": "exponential", "scheduler_params": {"gamma": 0.98}, "image_size": 112, "optimizer_params": {},
     "notes": "paper: Adam 3.5e-4, wd 1e-4, batch 64, 200 epochs per stage; stage lengths in stage_plan()",
 }
-build.STAGES = STAGES
+# The harness's stage seam: each stage's length and optimiser/schedule recipe (paper, note §5).
+# Presets do not change these; override per stage with the run config's ``stages: {"2b": {...}}``.
+build.STAGES = tuple(stage_specs(resolve_config("base")))
+assert tuple(s["name"] for s in build.STAGES) == STAGES

@@ -99,9 +99,10 @@ class LuminanceBuckets(nn.Module):
 
     def thresholds(self) -> Tensor:
         """Luma values at the 1/3 and 2/3 quantiles (defaults when nothing was seen yet)."""
-        if self.count == 0:
+        hist = self.histogram.detach().cpu()
+        if float(hist.sum()) == 0:
             return torch.tensor([1 / 3, 2 / 3])
-        cdf = self.histogram.cumsum(0) / self.histogram.sum()
+        cdf = hist.cumsum(0) / hist.sum()
         centres = torch.arange(self.BINS, dtype=torch.float64) / (self.BINS - 1)
         out = [centres[int(torch.searchsorted(cdf, torch.tensor(q, dtype=torch.float64)))] for q in (1 / 3, 2 / 3)]
         return torch.stack(out).float()

@@ -56,6 +56,28 @@ class StageSpec:
     oracle: bool = False   # eval accuracy of this stage uses labels (stage 1): log it, never report it
 
 
+def stage_plan(cfg: LLDifConfig) -> list[StageSpec]:
+    """Stage lengths from ``cfg.stages``; Adam 3.5e-4 with ExponentialLR(0.98) restarted per stage;
+    phase 2a at 3.5e-4 ×0.1 after ``warmup_lr_drop_at`` of the phase (note §5)."""
+    s = cfg.stages
+    exp = {"gamma": 0.98}
+    warm_drop = max(1, round(s.warmup_lr_drop_at * s.warmup_epochs))
+    return [
+        StageSpec("0", s.stage0_epochs, 3.5e-4, "exponential", exp, "LA-CLIP: image-caption + label alignment"),
+        StageSpec("1", s.stage1_epochs, 3.5e-4, "exponential", exp,
+                  "PNET_s1 + LLformer, CE; accuracy uses GT labels (oracle)", oracle=True),
+        StageSpec("2a", s.warmup_epochs, 3.5e-4, "multistep", {"milestones": [warm_drop], "gamma": 0.1},
+                  "DM warm-up: PNET_s2 + denoiser fit the teacher EPD (KL + L1)"),
+        StageSpec("2b", s.joint_epochs, 3.5e-4, "exponential", exp, "joint: PNET_s2 + denoiser + LLformer"),
+    ]
+
+
+def stage_specs(cfg: LLDifConfig) -> list[dict[str, Any]]:
+    """:func:`stage_plan` as mappings of run-config keys, the form the harness's ``STAGES`` takes."""
+    return [{"name": s.name, "epochs": s.epochs, "lr": s.lr, "scheduler": s.scheduler,
+             "scheduler_params": dict(s.scheduler_params)} for s in stage_plan(cfg)]
+
+
 class LabelFreeLLDif(nn.Module):
     """The deployed model: x → PNET_s2 → c; Z_T ~ N(0, I) (seeded) → T reverse steps → Ẑ → LLformer → logits.
 
@@ -72,6 +94,12 @@ class LabelFreeLLDif(nn.Module):
         self.diffusion = EPDDiffusion(d.timesteps, d.linear_start, d.linear_end, d.schedule, d.parameterization)
         self.llformer = LLformer(cfg, num_classes)
 
+    def check_input(self, images: Tensor) -> None:
+        size = self.cfg.image_size
+        if images.dim() != 4 or images.shape[1] != 3 or tuple(images.shape[-2:]) != (size, size):
+            raise UserError(f"this LLDif model takes (B, 3, {size}, {size}) images, got {tuple(images.shape)}; "
+                            f"build it with image_size={images.shape[-1]} (method option) or resize the input")
+
     def estimate_epd(self, images: Tensor, *, z_start: Tensor | None = None, insert_noise: bool | None = None,
                      generator: torch.Generator | None = None) -> ChainResult:
         """Ẑ from the images alone. ``z_start`` defaults to N(0, I) drawn from ``generator``."""
@@ -86,6 +114,7 @@ class LabelFreeLLDif(nn.Module):
     def forward(self, images: Tensor, landmarks: Tensor | None = None, *, n_samples: int | None = None,
                 seed: int | None = None) -> Tensor:
         """Logits (B, K), averaged over ``n_samples`` seeded Z_T draws (config default)."""
+        self.check_input(images)
         n = n_samples or self.cfg.diffusion.n_samples_eval
         gen = torch.Generator(device=images.device)
         gen.manual_seed(self.cfg.diffusion.eval_seed if seed is None else seed)
@@ -128,22 +157,11 @@ class LLDif(nn.Module):
 
     # --- stages ---------------------------------------------------------------------------------
     def stage_plan(self) -> list[StageSpec]:
-        s = self.cfg.stages
-        exp = {"gamma": 0.98}
-        warm_drop = max(1, round(s.warmup_lr_drop_at * s.warmup_epochs))
-        return [
-            StageSpec("0", s.stage0_epochs, 3.5e-4, "exponential", exp, "LA-CLIP: image-caption + label alignment"),
-            StageSpec("1", s.stage1_epochs, 3.5e-4, "exponential", exp,
-                      "PNET_s1 + LLformer, CE; accuracy uses GT labels (oracle)", oracle=True),
-            StageSpec("2a", s.warmup_epochs, 3.5e-4, "multistep", {"milestones": [warm_drop], "gamma": 0.1},
-                      "DM warm-up: PNET_s2 + denoiser fit the teacher EPD (KL + L1)"),
-            StageSpec("2b", s.joint_epochs, 3.5e-4, "exponential", exp, "joint: PNET_s2 + denoiser + LLformer"),
-        ]
+        return stage_plan(self.cfg)
 
     def stage_specs(self) -> list[dict[str, Any]]:
         """The stage plan as the harness's per-stage override mappings (``name`` + run-config keys)."""
-        return [{"name": s.name, "epochs": s.epochs, "lr": s.lr, "scheduler": s.scheduler,
-                 "scheduler_params": dict(s.scheduler_params)} for s in self.stage_plan()]
+        return stage_specs(self.cfg)
 
     def trainable_modules(self, stage: str) -> list[nn.Module]:
         st = self.student
@@ -214,6 +232,7 @@ class LLDif(nn.Module):
     # --- method contract --------------------------------------------------------------------------
     def forward(self, batch: Mapping[str, Any]) -> dict[str, Tensor]:
         images, landmarks = batch["image"], batch.get("landmarks")
+        self.student.check_input(images)
         return getattr(self, f"_forward_stage{self.stage}")(images, batch.get("label"), landmarks)
 
     def _need_labels(self, labels: Tensor | None) -> Tensor:
@@ -272,7 +291,8 @@ class LLDif(nn.Module):
             return itc + lab, {"itc": float(itc.detach()), "lab": float(lab.detach())}
         if self.stage == "1":
             ce = F.cross_entropy(outputs["logits"].float(), labels)
-            return ce, {"ce": float(ce.detach())}
+            oracle = (outputs["logits"].detach().argmax(1) == labels).float().mean()
+            return ce, {"ce": float(ce.detach()), "s1_oracle_acc": float(oracle)}
         z, z_hat = outputs.get("z"), outputs.get("z_hat")
         if z is None:  # eval-mode outputs carry no teacher: plain CE for a validation loss
             ce = F.cross_entropy(outputs["logits"].float(), labels)
@@ -287,6 +307,7 @@ class LLDif(nn.Module):
     def predict(self, images: Tensor, landmarks: Tensor | None = None) -> Tensor:
         """Label-free logits: stage 0 → zero-shot LA-CLIP; later stages → the deployed student model."""
         if self.stage == "0":
+            self.student.check_input(images)
             return self._forward_stage0(images, None, None)["logits"]
         return self.student(images, landmarks)
 
