@@ -25,10 +25,11 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -187,7 +188,7 @@ def _build(dataset: Any, records: list, image_size: int, target: Path, fp: str, 
         def work(i: int) -> tuple[int, str | None]:
             try:
                 img = dataset.load(records[i])
-            except Exception as err:  # undecodable / missing: a counted skip, never a crash
+            except (OSError, ValueError, cv2.error) as err:  # undecodable / missing: a counted skip
                 return i, f"{type(err).__name__}: {err}"
             src_hw[i] = img.shape[:2]
             images[i] = _resize_rgb(np.asarray(img, dtype=np.uint8), image_size)
@@ -205,7 +206,6 @@ def _build(dataset: Any, records: list, image_size: int, target: Path, fp: str, 
                     if len(examples) < 5:
                         examples.append(f"{records[i].relpath}: {err}")
         images.flush()
-        del images
         if skipped:
             log.warning("packing skipped %d of %d images that could not be read (%s); e.g. %s",
                         n - int(valid.sum()), n, skipped, examples[0])
