@@ -36,3 +36,6 @@ def histogram(clear: Path, lowlight: Path, out: Path) -> None:
 
 
 from lldif_bench.cli import plot_results  # noqa: F401  (registers tsne, confidence, diffusion-steps, iterations)
+from lldif_bench.cli.plot_distribution import distribution
+
+command.add_command(distribution)
