@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "lldif_bench.cli.plot",
     "lldif_bench.cli.landmarks",
     "lldif_bench.cli.report",
+    "lldif_bench.cli.reproduce",
 )
 
 

@@ -1,0 +1,82 @@
+"""The reproduce plan: every cell of a table, statuses from the runs folder, commands, cost estimate."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from lldif_bench.errors import UserError
+from lldif_bench.reports import reproduce
+from lldif_bench.reports.tables import get_table
+
+
+def _fake_rafdb(root):
+    """A two-image RAF-DB 'basic' layout (the adapter counts records; images are not decoded)."""
+    (root / "EmoLabel").mkdir(parents=True)
+    (root / "Image" / "aligned").mkdir(parents=True)
+    lines = ["train_00001.jpg 1", "train_00002.jpg 4", "train_00003.jpg 7", "test_0001.jpg 2"]
+    (root / "EmoLabel" / "list_patition_label.txt").write_text("\n".join(lines) + "\n")
+    for line in lines:
+        stem = line.split()[0][:-4]
+        (root / "Image" / "aligned" / f"{stem}_aligned.jpg").write_bytes(b"\xff\xd8\xff")
+    return root
+
+
+def test_plan_statuses_commands_and_cost(tmp_path):
+    data = _fake_rafdb(tmp_path / "ll-raf")
+    runs = tmp_path / "runs"
+    (runs / "scn-rafdb-low-light-s0").mkdir(parents=True)  # interrupted: resume
+    (runs / "dan-rafdb-low-light-s0").mkdir()
+    pd.DataFrame([{"method": "dan", "dataset": "rafdb", "condition": "low-light", "accuracy": 0.8, "seed": 0,
+                   "run_dir": str(runs / "dan-rafdb-low-light-s0")}]).to_csv(runs / "leaderboard.csv", index=False)
+    speeds = {(m, ""): 10.0 for m in get_table(2).methods()}
+    plan = reproduce.plan_table(2, {"rafdb": data}, runs, [0, 1], measure=False, throughput=speeds)
+    assert len(plan) == 8 * 2  # 8 methods of Table 2 × 2 seeds
+    by_name = {r.run_name: r for r in plan}
+    assert by_name["dan-rafdb-low-light-s0"].status == "done"
+    assert by_name["dan-rafdb-low-light-s1"].status == "todo"
+    scn = by_name["scn-rafdb-low-light-s0"]
+    assert scn.status == "partial" and "--resume" in scn.command
+    assert scn.train_images == 3 and scn.images_source == "counted"
+    assert scn.epochs == 70  # SCN's own recipe
+    assert scn.est_seconds == pytest.approx(3 * 70 / 10.0)
+    lldif = by_name["lldif-rafdb-low-light-s0"]
+    assert lldif.epochs == 60 + 200 + 20 + 180  # all LLDif stages
+    assert lldif.command[:3] == ["lldif-bench", "run", "--method"] and str(data) in lldif.command
+    text = reproduce.format_plan(plan, "cpu")
+    assert "1 done, 1 to resume, 14 to start" in text
+    assert "lldif-bench run --method scn" in text
+
+
+def test_table5_variants_and_paper_counts(tmp_path):
+    plan = reproduce.plan_table(5, {}, tmp_path / "runs", [0], measure=False)
+    assert [r.variant for r in plan] == ["V1", "V2", "V3", "V4"]
+    assert plan[0].run_name == "lldif-v1-kdef-low-light-s0" and plan[0].command[-2:] == ["--variant", "V1"]
+    assert plan[0].train_images == 3920 and plan[0].images_source == "paper"
+    assert plan[0].est_seconds is None  # never invented without a measurement
+
+
+def test_data_option_parsing(tmp_path):
+    (tmp_path / "a").mkdir()
+    assert reproduce.parse_data_options([str(tmp_path / "a")], get_table(4)) == {"kdef": tmp_path / "a"}
+    assert reproduce.parse_data_options([f"LL-KDEF={tmp_path / 'a'}"], get_table(4)) == {"kdef": tmp_path / "a"}
+    with pytest.raises(UserError, match="KEY=DIR"):
+        reproduce.parse_data_options([str(tmp_path / "a")], get_table(1))
+    with pytest.raises(UserError, match="does not exist"):
+        reproduce.parse_data_options([str(tmp_path / "missing")], get_table(2))
+
+
+def test_measured_throughput_is_positive():
+    assert reproduce.measure_train_throughput("resnet18", device="cpu", batch_size=2, steps=1, image_size=32) > 0
+
+
+def test_cli_dry_run(tmp_path):
+    from lldif_bench.cli.main import main
+
+    data = _fake_rafdb(tmp_path / "ll-raf")
+    result = CliRunner().invoke(main, ["reproduce", "--table", "2", "--data", str(data), "--dry-run",
+                                       "--no-measure", "--runs", str(tmp_path / "runs")])
+    assert result.exit_code == 0, result.output
+    assert "8 runs: 0 done, 0 to resume, 8 to start" in result.output
+    assert not (tmp_path / "runs").exists()  # a dry run writes nothing
