@@ -12,8 +12,9 @@ Because of the batch term, predictions depend on the other images of the batch (
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import Tensor, nn

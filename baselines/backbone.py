@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torchvision
@@ -91,6 +92,7 @@ class LoadReport:
     missing: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     mismatched: list[str] = field(default_factory=list)  # "name: file shape vs model shape"
+    extra_blocks: list[str] = field(default_factory=list)  # e.g. layer1.2 of a ResNet-34 file
     layout: str = ""
 
     @property
@@ -104,8 +106,8 @@ class LoadReport:
             return shown + (f", … (+{len(names) - limit})" if len(names) > limit else "")
 
         total = len(self.loaded) + len(self.missing) + len(self.mismatched)
-        parts = [f"{self.source}: loaded {len(self.loaded)}/{total} trunk tensors "
-                 f"({100 * self.fraction:.1f} %, layout {self.layout or 'unknown'})"]
+        parts = [(f"{self.source}: loaded {len(self.loaded)}/{total} trunk tensors "
+                  f"({100 * self.fraction:.1f} %, layout {self.layout or 'unknown'})")]
         for name, keys in (("missing", self.missing), ("shape mismatch", self.mismatched),
                            ("unexpected (ignored)", self.unexpected)):
             if keys:
@@ -114,6 +116,7 @@ class LoadReport:
 
     def as_dict(self) -> dict:
         return {"source": self.source, "layout": self.layout, "fraction": round(self.fraction, 4),
+                "extra_blocks": self.extra_blocks,
                 "loaded": len(self.loaded), "missing": self.missing, "unexpected": self.unexpected,
                 "mismatched": self.mismatched}
 
@@ -135,7 +138,7 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
             obj = load_file(str(path))
         else:
             obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # unreadable, truncated, or pickled non-tensor objects
+    except Exception as err:  # noqa: BLE001  unreadable, truncated, or pickled non-tensor objects
         raise UserError(f"cannot read checkpoint {path}: {type(err).__name__}: {str(err)[:300]}. "
                         "Expected a torch state dict (optionally under 'state_dict') or .safetensors; "
                         "re-save a state dict if the file pickles custom classes") from None
@@ -166,7 +169,7 @@ def _scn_features(key: str) -> str:
 
 
 def _strip(prefix: str) -> Callable[[str], str]:
-    return lambda key: key[len(prefix):] if key.startswith(prefix) else key
+    return lambda key: key.removeprefix(prefix)
 
 
 # Candidate key layouts, tried in order; the one that matches the most trunk tensors wins.
@@ -205,17 +208,30 @@ def match_state_dict(target: dict[str, Tensor], source: dict[str, Tensor], name:
             report.loaded.append(key)
             chosen[key] = mapped[key]
     report.unexpected = [k for k in mapped if k not in target]
+    report.extra_blocks = extra_residual_blocks(report.unexpected, target)
     return report, chosen
+
+
+def extra_residual_blocks(unexpected: list[str], target: dict[str, Tensor]) -> list[str]:
+    """Blocks like ``layer1.2`` that the file has and the trunk's stages lack (a deeper ResNet)."""
+    stages = {k.split(".")[0] for k in target if k.startswith("layer")}
+    blocks = {".".join(k.split(".")[:2]) for k in target if k.startswith("layer")}
+    return sorted({".".join(k.split(".")[:2]) for k in unexpected
+                   if re.match(r"layer\d\.\d+\.", k) and k.split(".")[0] in stages
+                   and ".".join(k.split(".")[:2]) not in blocks})
 
 
 def load_trunk_weights(trunk: nn.Module, path: str | Path,
                        min_fraction: float = MIN_LOADED_FRACTION) -> LoadReport:
     """Load a ResNet-18 checkpoint into ``trunk`` by name; fail under ``min_fraction`` loaded."""
     report, chosen = match_state_dict(trunk.state_dict(), read_state_dict(path), str(path))
-    if report.fraction < min_fraction:
+    if report.fraction < min_fraction or report.extra_blocks:
+        why = (f"it has residual blocks ResNet-18 lacks ({', '.join(report.extra_blocks[:4])}: a deeper "
+               "ResNet?)" if report.extra_blocks else
+               f"at least {100 * min_fraction:.0f} % of the trunk tensors must load")
         raise UserError(f"pretrained checkpoint does not fit the ResNet-18 trunk — {report.summary()}. "
-                        f"At least {100 * min_fraction:.0f} % of the trunk tensors must load; pass a "
-                        "torchvision-layout ResNet-18 file (e.g. resnet18_msceleb.pth) or 'scratch'")
+                        f"{why[0].upper()}{why[1:]}; pass a torchvision-layout ResNet-18 file (e.g. "
+                        "resnet18_msceleb.pth), 'imagenet' or 'scratch'")
     trunk.load_state_dict(chosen, strict=False)
     level = logging.WARNING if report.missing or report.mismatched else logging.INFO
     log.log(level, "pretrained trunk: %s", report.summary())

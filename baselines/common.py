@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from typing import Any, Mapping, TypeVar
+from collections.abc import Mapping
+from typing import Any, ClassVar, TypeVar
 
 import torch
 import torch.nn.functional as F
@@ -74,8 +75,8 @@ class BaselineMethod(nn.Module, abc.ABC):
     (e.g. RUL's final Linear at 10×); :meth:`param_groups` turns it into optimiser groups.
     """
 
-    needs_landmarks: bool = False
-    lr_multipliers: dict[str, float] = {}
+    needs_landmarks: ClassVar[bool] = False
+    lr_multipliers: ClassVar[dict[str, float]] = {}
 
     def __init__(self, num_classes: int) -> None:
         super().__init__()

@@ -13,8 +13,9 @@ Inputs other than 224 pool the layer4 map to the grid ``image_size`` implies.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -23,7 +24,15 @@ from torch import Tensor, nn
 from lldif_bench.methods import METHODS
 
 from .backbone import build_trunk
-from .common import BaselineMethod, all_reduce_sum, check, feature_grid, parse_options, pool_to_grid, recipe
+from .common import (
+    BaselineMethod,
+    all_reduce_sum,
+    check,
+    feature_grid,
+    parse_options,
+    pool_to_grid,
+    recipe,
+)
 
 
 @dataclass(frozen=True)

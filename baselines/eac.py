@@ -10,8 +10,9 @@ lands on pixel centres, i.e. exactly ``torch.flip`` along width, which is used h
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import torch.nn.functional as F
 from torch import Tensor, nn

@@ -16,13 +16,15 @@ from Kaiming init (MA-Net's own whole-network MS-Celeb file is not read).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from lldif_bench.errors import UserError
 from lldif_bench.methods import METHODS
 
 from .backbone import build_trunk
@@ -142,6 +144,9 @@ class MANet(BaselineMethod):
 
     def embed(self, images: Tensor, landmarks: Tensor | None = None) -> dict[str, Tensor]:
         shared = self.stem(images).last
+        if min(shared.shape[-2:]) < 2:
+            raise UserError(f"manet: images of {tuple(images.shape[-2:])} px give a {tuple(shared.shape[-2:])} "
+                            "layer2 map, too small to cut into quadrants; use images of at least 16 px")
         local = assemble([branch(part) for branch, part in zip(self.local_branches, quadrants(shared))])
         local_feat = local.mean(dim=(2, 3))
         global_feat = self.global_branch(shared).mean(dim=(2, 3))

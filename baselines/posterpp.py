@@ -19,7 +19,7 @@ Linear head; cross-entropy. Other input sizes interpolate the 7×7 position grid
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -119,7 +119,7 @@ def conv_bn_relu(cin: int, cout: int, stride: int = 2) -> nn.Sequential:
 class PosterPP(BaselineMethod):
     """Image (ResNet-18) × landmark-heatmap cross attention at 3 scales → pyramid ViT → SE → Linear."""
 
-    needs_landmarks = True
+    needs_landmarks: ClassVar[bool] = True
 
     def __init__(self, num_classes: int, pretrained: str | None, opts: PosterOptions) -> None:
         super().__init__(num_classes)

@@ -7,6 +7,7 @@ Recipe: the RUL/EAC family (baselines.md §1, [REC]) so that each method's delta
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from torch import Tensor, nn
 
@@ -24,7 +25,7 @@ class ResNet18Options:
 class ResNet18CE(BaselineMethod):
     """ResNet-18 trunk, pooled 512-d feature, linear classifier, cross-entropy."""
 
-    lr_multipliers = {"fc.": 10.0}  # head at 1e-3 when the trunk is at 1e-4 (baselines.md §1)
+    lr_multipliers: ClassVar[dict[str, float]] = {"fc.": 10.0}  # head at 1e-3 when the trunk is at 1e-4 (baselines.md §1)
 
     def __init__(self, num_classes: int, pretrained: str | None = None, dropout: float = 0.0) -> None:
         super().__init__(num_classes)

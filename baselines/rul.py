@@ -10,8 +10,9 @@ w_i μ_i + w_j μ_j, w_i = u_i / (u_i + u_j), and the "add-up" loss is 0.5·CE(f
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -20,7 +21,14 @@ from torch import Tensor, nn
 from lldif_bench.methods import METHODS
 
 from .backbone import build_trunk
-from .common import BaselineMethod, check, feature_grid, parse_options, pool_to_grid, recipe
+from .common import (
+    BaselineMethod,
+    check,
+    feature_grid,
+    parse_options,
+    pool_to_grid,
+    recipe,
+)
 
 
 @dataclass(frozen=True)
@@ -52,7 +60,7 @@ def _head(in_features: int, out_dim: int, dropout: float) -> nn.Sequential:
 class RUL(BaselineMethod):
     """ResNet-18 + (μ, log σ²) heads; uncertainty-weighted feature mixup with add-up CE."""
 
-    lr_multipliers = {"fc.": 10.0}  # 2e-3 for the final Linear, 2e-4 elsewhere
+    lr_multipliers: ClassVar[dict[str, float]] = {"fc.": 10.0}  # 2e-3 for the final Linear, 2e-4 elsewhere
 
     def __init__(self, num_classes: int, pretrained: str | None, opts: RULOptions) -> None:
         super().__init__(num_classes)
