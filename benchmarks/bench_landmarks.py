@@ -11,7 +11,7 @@ Data: ``generate_synthetic`` (RAF-DB layout, 100×100 by default) → the clear 
 darkened with ``degradations.degrade_batch_uint8`` (preset ``paper``, per-image parameters from the
 seed and the relpath, then JPEG at the sampled quality, as make-dataset would write it).
 
-    python benchmarks/bench_landmarks.py --num-images 280 --seed 0
+    python benchmarks/bench_landmarks.py --num-images 280 --seed 0   # ~3 min on 2 shared cores
     python benchmarks/bench_landmarks.py --calibrate      # whole-crop inset / dlib upscale sweep
 """
 
@@ -32,6 +32,7 @@ from lldif_bench.imageio import decode_image, encode_image, read_image
 from lldif_bench.landmarks import BACKENDS, build_backend, nme, read_landmarks
 from lldif_bench.landmarks.fallback import MISSED, canonical_shape_in_crop, fill_misses
 from lldif_bench.landmarks.geometry import DEFAULT_INSET
+from lldif_bench.landmarks.preprocess import PREPROCESS
 
 REAL_BACKENDS = ("face-alignment", "dlib")
 
@@ -83,7 +84,7 @@ def run_backend(backend, images: list[np.ndarray], whole_crop: bool, truth: np.n
 
 
 def table(rows: list[dict]) -> str:
-    cols = ["backend", "mode", "images", "n", "miss_rate", "nme_found_mean", "nme_found_median",
+    cols = ["backend", "mode", "preprocess", "images", "n", "miss_rate", "nme_found_mean", "nme_found_median",
             "nme_all_with_fallback", "landmarks_per_s"]
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
@@ -104,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--preset", default="paper")
     ap.add_argument("--work", type=Path, default=None, help="keep the generated data here (default: a temp dir)")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--preprocess", default="none,stretch",
+                    help="comma-separated contrast normalisations to compare (see lldif_bench.landmarks.preprocess)")
     ap.add_argument("--json", type=Path, default=None, help="also write the results as JSON")
     ap.add_argument("--calibrate", action="store_true",
                     help="sweep the whole-crop inset (and dlib's upscale) on the clear images instead")
@@ -140,10 +143,12 @@ def main(argv: list[str] | None = None) -> int:
                 if not BACKENDS.get(backend_name).availability(whole_crop)[0]:
                     continue
                 backend = build_backend(backend_name, device=args.device, whole_crop=whole_crop).backend
-                for name, images in (("clear", clear), ("low-light", dark)):
-                    r = run_backend(backend, images, whole_crop, truth)
-                    rows.append({"backend": backend_name, "mode": "whole-crop" if whole_crop else "detector",
-                                 "images": name, **r})
+                for prep in args.preprocess.split(","):
+                    backend.preprocess, backend.prepare = prep, PREPROCESS.get(prep)
+                    for name, images in (("clear", clear), ("low-light", dark)):
+                        r = run_backend(backend, images, whole_crop, truth)
+                        rows.append({"backend": backend_name, "mode": "whole-crop" if whole_crop else "detector",
+                                     "preprocess": prep, "images": name, **r})
         print(table(rows))
         if args.json:
             args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "rows": rows},
@@ -159,6 +164,7 @@ def calibrate(available: list[str], clear: list[np.ndarray], truth: np.ndarray, 
         backend = build_backend(backend_name, device=device, whole_crop=True).backend
         variants = [{"upscale": u, "refine": k} for u in (1, 2) for k in (0, 1, 2)] if backend_name == "dlib" \
             else [{}]
+        backend.preprocess, backend.prepare = "none", PREPROCESS.get("none")
         for variant in variants:
             for key, value in variant.items():
                 setattr(backend, key, value)

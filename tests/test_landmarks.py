@@ -347,3 +347,19 @@ def test_cli_landmarks_command(tmp_path, monkeypatch):
     assert again.exit_code != 0 and "--overwrite" in again.output and "Traceback" not in again.output
     unknown = runner.invoke(main, ["landmarks", str(low.root), "--backend", "nope", "--overwrite"])
     assert unknown.exit_code != 0 and "available: " in unknown.output
+
+
+def test_preprocessing_stretches_dark_images():
+    from lldif_bench.landmarks.preprocess import PREPROCESS
+
+    rng = np.random.default_rng(0)
+    dark = rng.integers(5, 40, (32, 32, 3), dtype=np.uint8)
+    out = PREPROCESS.get("stretch")(dark)
+    assert out.dtype == np.uint8 and out.shape == dark.shape
+    assert np.percentile(out, 1) <= 3 and np.percentile(out, 99) >= 250
+    order = np.argsort(dark.ravel(), kind="stable")
+    assert (np.diff(out.ravel()[order].astype(int)) >= 0).all()        # monotone: no pixel order flips
+    flat = np.full((8, 8, 3), 17, np.uint8)
+    assert np.isfinite(PREPROCESS.get("stretch")(flat)).all()
+    assert PREPROCESS.get("none")(dark) is dark
+    assert PREPROCESS.get("equalize")(dark).shape == dark.shape

@@ -94,7 +94,8 @@ def test_face_alignment_batched_path_matches_the_library(no_network, empty_hub):
     torch.manual_seed(0)
     fan_path = required_files(True)[0][0]
     torch.save(FAN(4).state_dict(), fan_path)
-    backend = FaceAlignmentBackend(device="cpu", whole_crop=True, batch_size=2, flip_input=False)
+    backend = FaceAlignmentBackend(device="cpu", whole_crop=True, batch_size=2, flip_input=False,
+                                  preprocess="none")
     rng = np.random.default_rng(0)
     images = [rng.integers(0, 255, (90, 80, 3), dtype=np.uint8), rng.integers(0, 255, (48, 48, 1), dtype=np.uint8)]
     pts, conf, status = backend.detect(images, whole_crop=True)

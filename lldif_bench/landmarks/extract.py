@@ -185,7 +185,9 @@ def extract_landmarks_for_dataset(out_dir: Path, dataset: Any, backend: str = "a
         "landmarks_per_s": round(readable / seconds, 2) if seconds > 0 else None,
         "package_version": __version__,
     }
-    meta = {k: summary[k] for k in ("backend", "requested_backend", "source", "whole_crop", "package_version")}
+    summary["settings"] = dict(getattr(resolved.backend, "settings", {}))
+    meta = {k: summary[k] for k in ("backend", "requested_backend", "source", "whole_crop", "settings",
+                                    "package_version")}
     _protect_ground_truth(target, resolved.used)
     save_landmarks(target, LandmarkTable(relpaths, points, confidence, status, sizes, meta))
     update_dataset_card(out_dir, {k: v for k, v in summary.items() if k not in ("seconds", "landmarks_per_s")})

@@ -9,6 +9,8 @@ Whole-crop mode hands FAN the crop box directly (the library's ``folder`` detect
 S3FD, so only the FAN file is needed). Detect mode runs S3FD and keeps its most confident face. FAN itself
 runs batched over images; cropping and heatmap decoding use the library's own functions.
 Confidence = mean over the 68 points of the heatmap peak (flip-averaged when ``flip_input``).
+Images are contrast-stretched first like dlib's (``preprocess``; its benefit was measured with dlib
+only, as FAN's weights are not available on the machines this was written on).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from lldif_bench.device import resolve_device
 from lldif_bench.errors import UserError
 from lldif_bench.landmarks.backends import BACKENDS, backend_factory, empty_result
 from lldif_bench.landmarks.geometry import DEFAULT_INSET, as_rgb, crop_box
+from lldif_bench.landmarks.preprocess import DEFAULT_PREPROCESS, PREPROCESS
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +86,8 @@ class FaceAlignmentBackend:
     name = "face-alignment"
 
     def __init__(self, *, device: str = "auto", whole_crop: bool = False, search_dirs: Sequence[Path] = (),
-                 batch_size: int = 16, flip_input: bool = True, inset: float = DEFAULT_INSET) -> None:
+                 batch_size: int = 16, flip_input: bool = True, inset: float = DEFAULT_INSET,
+                 preprocess: str = DEFAULT_PREPROCESS) -> None:
         missing = [(p, u) for p, u in required_files(whole_crop) if not p.is_file()]
         if missing:
             raise UserError(missing_weights_message(missing))
@@ -94,6 +98,8 @@ class FaceAlignmentBackend:
         self.flip_input = flip_input
         self.inset = inset
         self.whole_crop_mode = whole_crop
+        self.preprocess = preprocess
+        self.prepare = PREPROCESS.get(preprocess)
         kwargs = {"device": self.device, "flip_input": flip_input,
                       "face_detector": "folder" if whole_crop else "sfd"}
         if "compile" in inspect.signature(face_alignment.FaceAlignment.__init__).parameters:
@@ -104,6 +110,11 @@ class FaceAlignmentBackend:
             names = ", ".join(p.name for p, _ in required_files(whole_crop))
             raise UserError(f"face-alignment could not load its weights ({names} in {checkpoints_dir()}): "
                             f"{err}. Delete the file(s) and put fresh copies there.") from err
+
+    @property
+    def settings(self) -> dict:
+        return {"batch_size": self.batch_size, "flip_input": self.flip_input, "inset": self.inset,
+                "preprocess": self.preprocess, "device": self.device}
 
     # -- face boxes ---------------------------------------------------------------------------
     def _box(self, image: np.ndarray, whole_crop: bool) -> tuple[np.ndarray | None, float]:
@@ -129,7 +140,7 @@ class FaceAlignmentBackend:
         jobs = []  # (index, center, scale, crop CHW float32)
         ref_scale = self.fa.face_detector.reference_scale
         for i, raw in enumerate(images):
-            image = as_rgb(raw)
+            image = self.prepare(as_rgb(raw))
             box, _score = self._box(image, whole_crop)
             if box is None:
                 continue
