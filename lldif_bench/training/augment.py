@@ -2,7 +2,8 @@
 
 Parameters are sampled apart from their application (kornia's habit): :func:`sample_params` draws
 every random number for a *global* batch from an explicit ``torch.Generator`` on the CPU, and
-:func:`augment_images` applies them on the training device with Kornia ops. So the same seed gives
+:func:`augment_images` applies them on the training device (crop + flip as one affine
+``grid_sample``; colour with Kornia's ops; erasing as a mask). So the same seed gives
 the same augmented batch on any device, a resumed run re-draws exactly what it would have drawn,
 and under DDP each rank applies its slice of the global batch's parameters.
 Landmarks follow the geometric part (:func:`transform_landmarks`, with the iBUG-68 mirror order).
@@ -14,8 +15,8 @@ import math
 from dataclasses import dataclass, fields
 
 import torch
+import torch.nn.functional as F
 from kornia.enhance import adjust_hue, adjust_saturation
-from kornia.geometry.transform import crop_and_resize
 from torch import Tensor
 
 from lldif_bench.training.config import AugmentConfig
@@ -104,12 +105,18 @@ def augment_images(images01: Tensor, p: AugmentParams) -> Tensor:
     b, _, s, _ = images01.shape
     p = p.to(images01.device)
     x = images01
-    # geometry: crop_and_resize maps the box corners to the output corners (align_corners=True)
-    x0, y0, x1, y1 = p.box.unbind(1)
-    corners = torch.stack([torch.stack([x0, y0], 1), torch.stack([x1, y0], 1),
-                           torch.stack([x1, y1], 1), torch.stack([x0, y1], 1)], dim=1)
-    x = crop_and_resize(x, corners.to(x.dtype), (s, s), align_corners=True)
-    x = torch.where(p.flip.view(b, 1, 1, 1), x.flip(-1), x)
+    # geometry: crop box and flip as one affine resampling (align_corners: box corners → output corners)
+    full = p.box.new_tensor([0.0, 0.0, s - 1.0, s - 1.0])
+    if bool(p.flip.any() or (p.box != full).any()):
+        x0, y0, x1, y1 = p.box.unbind(1)
+        sign = 1.0 - 2.0 * p.flip.to(p.box.dtype)
+        theta = torch.zeros(b, 2, 3, dtype=x.dtype, device=x.device)
+        theta[:, 0, 0] = sign * (x1 - x0) / (s - 1)
+        theta[:, 0, 2] = (x0 + x1) / (s - 1) - 1
+        theta[:, 1, 1] = (y1 - y0) / (s - 1)
+        theta[:, 1, 2] = (y0 + y1) / (s - 1) - 1
+        grid = F.affine_grid(theta, [b, 3, s, s], align_corners=True)
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=True)
     # colour (torchvision semantics: brightness scales, contrast blends with the grey mean)
     if bool((p.brightness != 1).any() or (p.contrast != 1).any() or (p.saturation != 1).any()
             or (p.hue != 0).any()):
