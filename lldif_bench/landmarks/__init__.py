@@ -21,6 +21,7 @@ from lldif_bench.landmarks.extract import extract_landmarks_for_dataset
 from lldif_bench.landmarks.heatmaps import render_heatmaps, render_multiscale
 from lldif_bench.landmarks.metrics import nme
 
+# Same name as lldif_bench.cli.landmarks registers, whichever module is imported first.
 if "dlib landmarks (dlib + 68-point predictor)" not in CHECKS:
     CHECKS.add("dlib landmarks (dlib + 68-point predictor)", dlib_backend.availability)
 
