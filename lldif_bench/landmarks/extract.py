@@ -106,9 +106,9 @@ def extract_landmarks_for_dataset(out_dir: Path, dataset: Any, backend: str = "a
     ``source="lowlight"`` (default) reads ``dataset``'s own images (what a deployed model sees);
     ``"clear"`` reads the same relpaths from ``clear_dataset``. ``whole_crop=None`` takes the
     dataset's ``aligned_faces`` attribute (aligned crops defeat face detectors), see
-    :func:`default_whole_crop`. Detector misses
-    get the mean-shape fallback. An unreadable image keeps its row with NaN points and status
-    ``unreadable``. Returns the summary that is also recorded in ``out_dir/dataset.json``.
+    :func:`default_whole_crop`. Detector misses get the mean-shape fallback. An unreadable image
+    keeps its row with NaN points and status ``unreadable``. ``overwrite=False`` refuses to replace
+    an existing file. Returns the summary that is also recorded in ``out_dir/dataset.json``.
     """
     BACKENDS.get(backend)  # an unknown name fails first, listing the registered ones
     out_dir = Path(out_dir)
@@ -163,6 +163,8 @@ def extract_landmarks_for_dataset(out_dir: Path, dataset: Any, backend: str = "a
     if resolved.used == "synthetic" and readable and misses == readable:
         raise UserError("none of this dataset's records is in the synthetic ground-truth file; "
                         "is this a synthetic dataset?")
+    if resolved.used == "synthetic" and misses:
+        log.warning("%d records have no ground-truth points; they get the mean-shape fallback", misses)
     if load_errors:
         log.warning("%d images could not be read; their rows are kept with status %r (first: %s)",
                     len(load_errors), UNREADABLE, load_errors[0])
