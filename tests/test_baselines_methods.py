@@ -96,3 +96,21 @@ def test_param_groups_cover_every_trainable_parameter():
     groups = model.param_groups(2e-4)
     assert sorted(g["lr"] for g in groups) == pytest.approx([2e-4, 2e-3])
     assert sum(len(g["params"]) for g in groups) == sum(1 for p in model.parameters() if p.requires_grad)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_method_at_paper_resolution(name):
+    """224×224 (every baseline's paper input): the hard-coded 7×7 / 25,088 / 11×11 shapes hold."""
+    torch.manual_seed(0)
+    model = METHODS.get(name)(7, num_train=4, pretrained=None)
+    batch = {"image": torch.randn(2, 3, 224, 224), "label": torch.tensor([0, 6]), "index": torch.arange(2),
+             "landmarks": torch.rand(2, 68, 2) * 223, "epoch": 12}
+    loss, _ = model.loss(model.train()(batch), batch)
+    loss.backward()
+    assert torch.isfinite(loss)
+    widths = {"rul": lambda m: m.mu[3].in_features, "dacl": lambda m: m.attention[0].in_features}
+    if name in widths:
+        assert widths[name](model) == 512 * 7 * 7
+    with torch.no_grad():
+        assert model.eval().predict(batch["image"], batch["landmarks"]).shape == (2, 7)
