@@ -56,8 +56,17 @@ def decode_or_skip(data: bytes, name: str) -> np.ndarray:
     try:
         return decode_image(data, name=name)
     except ImageDecodeError as err:
-        code = "truncated" if "truncated" in str(err) else "undecodable"
-        raise SkipItem(code, str(err)) from None
+        code = "truncated" if "truncated" in str(err) or looks_truncated(data) else "undecodable"
+        raise SkipItem(code, f"{err}{' (the file ends early)' if code == 'truncated' else ''}") from None
+
+
+def looks_truncated(data: bytes) -> bool:
+    """A JPEG without its end-of-image marker or a PNG without its IEND chunk."""
+    if data[:2] == b"\xff\xd8":
+        return b"\xff\xd9" not in data[-64:]
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return b"IEND" not in data[-32:]
+    return False
 
 
 def existing_variant(path: Path) -> Path | None:
@@ -86,6 +95,7 @@ class Dataset(ABC):
 
     name: ClassVar[str] = ""
     layout_hint: ClassVar[str] = ""  # what a user must point --src at; used in error messages
+    aligned_faces: bool = False  # images are aligned face crops (landmark detection uses the whole crop)
 
     def __init__(self, root: Path, **options: Any) -> None:
         self.root = Path(root)

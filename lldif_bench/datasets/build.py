@@ -9,6 +9,7 @@ KDEF split list), anomalies.json and the dataset.json card. A sharded run writes
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import shutil
@@ -259,7 +260,7 @@ def build_lowlight(dataset: Dataset, out: Path, *, preset="paper", seed: int = 0
     else:
         finalize(out, dataset, rows, settings, command_line)
         summary.complete = True
-        run_landmarks(out, landmarks)
+        run_landmarks(out, landmarks, dev.type, batch_size)
     summary.seconds = time.perf_counter() - start
     return _check_strict(summary, strict)
 
@@ -340,34 +341,41 @@ def _run_pipeline(dataset: Dataset, out: Path, todo: list[tuple[int, Record]], p
             encodes[0].get()  # wait for the oldest encode (bounded memory), then collect what is done
             harvest(block=False)
 
+    def drive(pool) -> None:
+        decodes: deque = deque()
+        feed = iter(chunks)
+        for c in feed:
+            decodes.append(pool.apply_async(decode_chunk, (c,)))
+            if len(decodes) >= max_ahead:
+                break
+        while decodes:
+            results = decodes.popleft().get()
+            nxt = next(feed, None)
+            if nxt is not None:
+                decodes.append(pool.apply_async(decode_chunk, (nxt,)))
+            skips = []
+            for index, img, info in results:
+                if img is None:
+                    skips.append(make_row(fields_of(index, info), info["params"]))
+                    continue
+                buffers[img.shape].append((index, img, info))
+                if len(buffers[img.shape]) >= batch_size:
+                    flush(img.shape, pool)
+            if skips:
+                emit(skips)
+            harvest(block=False)
+        for shape in list(buffers):
+            flush(shape, pool)
+        harvest(block=True)
+
     try:
         with make_pool(workers, state) as pool:
-            decodes: deque = deque()
-            feed = iter(chunks)
-            for c in feed:
-                decodes.append(pool.apply_async(decode_chunk, (c,)))
-                if len(decodes) >= max_ahead:
-                    break
-            while decodes:
-                results = decodes.popleft().get()
-                nxt = next(feed, None)
-                if nxt is not None:
-                    decodes.append(pool.apply_async(decode_chunk, (nxt,)))
-                skips = []
-                for index, img, info in results:
-                    if img is None:
-                        skips.append(make_row(fields_of(index, info), info["params"]))
-                        continue
-                    shape = img.shape
-                    buffers[shape].append((index, img, info))
-                    if len(buffers[shape]) >= batch_size:
-                        flush(shape, pool)
-                if skips:
-                    emit(skips)
-                harvest(block=False)
-            for shape in list(buffers):
-                flush(shape, pool)
-            harvest(block=True)
+            try:
+                drive(pool)
+            except BaseException:  # Ctrl-C too: journal the outputs already written, then re-raise
+                with contextlib.suppress(Exception):
+                    harvest(block=False)
+                raise
     finally:
         bar.close()
     return rows
@@ -477,19 +485,25 @@ def merge_shards(out: Path, parts: list[Path] | None = None, command_line: str =
 
 
 def check_landmarks(landmarks: str) -> None:
+    """Fail before any work if ``--landmarks`` names no usable backend."""
     if landmarks in (None, "", "none"):
         return
     try:
-        from lldif_bench.landmarks import extract_landmarks_for_dataset  # noqa: F401
+        from lldif_bench.landmarks import BACKENDS
     except ImportError:
         raise UserError(f"landmark backends are not available yet in this installation "
                         f"(lldif_bench.landmarks); use --landmarks none (asked for {landmarks!r})") from None
+    if landmarks not in BACKENDS:
+        raise UserError(f"unknown --landmarks backend {landmarks!r}; available: "
+                        f"{', '.join(BACKENDS.names())}, or none")
 
 
-def run_landmarks(out: Path, landmarks: str) -> None:
+def run_landmarks(out: Path, landmarks: str, device: str = "auto", batch_size: int = 64) -> None:
+    """Detect landmarks on the finished low-light copy (``landmarks.npz`` beside it)."""
     if landmarks in (None, "", "none"):
         return
     from lldif_bench.datasets.detect import open_dataset
     from lldif_bench.landmarks import extract_landmarks_for_dataset
 
-    extract_landmarks_for_dataset(out, open_dataset(out), landmarks, source="lowlight")
+    extract_landmarks_for_dataset(out, open_dataset(out), landmarks, source="lowlight", device=device,
+                                  batch_size=batch_size)

@@ -66,6 +66,7 @@ def _read_text(path: Path) -> tuple[str, str]:
 @ADAPTERS.register("ferplus", help="FER2013 fer2013.csv + FERPlus fer2013new.csv (or FER+ PNG folders)")
 class FerPlus(Dataset):
     name = "ferplus"
+    aligned_faces = True  # 48x48 face crops
     layout_hint = "fer2013.csv (or fer2013/fer2013.csv) and fer2013new.csv (or FERPlus/fer2013new.csv)"
 
     def __init__(self, root: Path, protocol: str = "ferplus_lldif", include_valid: bool = False,

@@ -46,6 +46,7 @@ class RafDb(Dataset):
         super().__init__(found[0], images=images, **options)
         self.label_relpath = found[1]
         self.images = images
+        self.aligned_faces = images == "aligned"
 
     @classmethod
     def detect(cls, path: Path) -> bool:

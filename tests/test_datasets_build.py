@@ -1,0 +1,254 @@
+"""make-dataset end to end on exact-layout fixtures: outputs, manifest, bad input, resume, shards."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from collections import Counter
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from fixtures_datasets import (
+    damage,
+    make_fer,
+    make_folder,
+    make_kdef,
+    make_rafdb,
+    read_csv_rows,
+    tree_bytes,
+    tree_hash,
+)
+
+from lldif_bench.cli.main import main
+from lldif_bench.datasets import ADAPTERS, open_dataset
+from lldif_bench.datasets.build import build_lowlight, merge_shards
+from lldif_bench.errors import UserError
+from lldif_bench.imageio import read_image
+
+
+def luma(img: np.ndarray) -> float:
+    x = img.astype(float)
+    return float(x.mean()) if x.shape[2] == 1 else float((x @ [0.2126, 0.7152, 0.0722]).mean())
+
+
+def build(src, out, adapter="rafdb", workers=0, **kw):
+    return build_lowlight(ADAPTERS.get(adapter)(src, **kw.pop("options", {})), out, workers=workers,
+                          batch_size=kw.pop("batch_size", 8), device="cpu", **kw)
+
+
+@pytest.fixture(scope="module")
+def raf(tmp_path_factory):
+    """A RAF-DB fixture with every bad-input case, built once (workers=2, the real pipeline)."""
+    base = tmp_path_factory.mktemp("raf")
+    root = make_rafdb(base / "src", original=False)
+    aligned = root / "Image" / "aligned"
+    damage(aligned / "train_00002_aligned.jpg", "zero")
+    damage(aligned / "train_00004_aligned.jpg", "truncate")
+    damage(aligned / "train_00006_aligned.jpg", "garbage")
+    damage(aligned / "test_0002_aligned.jpg", "delete")
+    label = root / "EmoLabel" / "list_patition_label.txt"
+    label.write_bytes(label.read_bytes() + b"\ntrain_00015.jpg seven")
+    before = tree_hash(root)
+    summary = build(root, base / "out", workers=2, batch_size=4, command_line="test")
+    return {"root": root, "out": base / "out", "summary": summary, "before": before, "base": base}
+
+
+def test_bad_inputs_are_skipped_with_reasons(raf):
+    rows = read_csv_rows(raf["out"] / "manifest.csv")
+    status = {r["key"]: r["status"] for r in rows}
+    assert status["Image/aligned/train_00002_aligned.jpg"] == "skipped:empty-file"
+    assert status["Image/aligned/train_00004_aligned.jpg"] == "skipped:truncated"
+    assert status["Image/aligned/train_00006_aligned.jpg"] == "skipped:undecodable"
+    assert status["Image/aligned/test_0002_aligned.jpg"] == "skipped:missing-file"
+    assert status["EmoLabel/list_patition_label.txt:22"] == "skipped:malformed-label"
+    assert Counter(status.values())["ok"] == 17 and len(rows) == 22
+    assert raf["summary"].skipped == {"empty-file": 1, "truncated": 1, "undecodable": 1, "missing-file": 1,
+                                      "malformed-label": 1}
+    assert tree_hash(raf["root"]) == raf["before"]  # the source is never written to
+
+
+def test_outputs_layout_card_and_darkness(raf):
+    out, root = raf["out"], raf["root"]
+    assert (out / "EmoLabel" / "list_patition_label.txt").read_bytes() == \
+        (root / "EmoLabel" / "list_patition_label.txt").read_bytes()
+    assert not (out / ".lldif-work").exists()
+    card = json.loads((out / "dataset.json").read_text())
+    assert card["adapter"] == "rafdb" and card["preset"] == "paper" and card["seed"] == 0
+    assert card["totals"] == {"train": 11, "test": 6}
+    assert card["counts"]["train"] == {"surprise": 1, "fear": 1, "disgust": 1, "happiness": 2, "sadness": 2,
+                                      "anger": 2, "neutral": 2}
+    assert card["source_counts"]["test"] == dict.fromkeys(card["class_names"], 1) | {"fear": 0}
+    rows = [r for r in read_csv_rows(out / "manifest.csv") if r["status"] == "ok"]
+    assert all(r["param.exposure_ev"] and len(r["src_sha256"]) == 64 for r in rows)
+    for r in rows:
+        src, dst = read_image(root / r["source"]), read_image(out / r["output"])
+        assert dst.shape == src.shape and luma(dst) < 0.7 * luma(src)
+    ll = open_dataset(out)  # the copy reads back with the same adapter
+    assert ll.name == "rafdb" and len(ll.records()) == 17
+
+
+def test_rerun_is_a_no_op(raf):
+    before = tree_bytes(raf["out"])
+    summary = build(raf["root"], raf["out"], command_line="test")
+    assert summary.written == 0 and summary.reused == 17 and summary.complete
+    assert tree_bytes(raf["out"]) == before
+
+
+def test_strict_fails_and_cli_reports_one_line(raf):
+    with pytest.raises(UserError, match="--strict: 5 items were skipped"):
+        build(raf["root"], raf["out"], strict=True, command_line="test")
+    r = CliRunner().invoke(main, ["make-dataset", "rafdb", "--src", str(raf["root"].parent), "--out",
+                                  str(raf["base"] / "cli"), "--workers", "0", "--strict", "--limit", "6"])
+    assert r.exit_code != 0 and "--strict" in r.output and "Traceback" not in r.output
+    r = CliRunner().invoke(main, ["make-dataset", "kdef", "--src", str(raf["root"]), "--out",
+                                  str(raf["base"] / "cli2")])
+    assert r.exit_code != 0 and "AF01AFS.JPG" in r.output and "Traceback" not in r.output
+
+
+def test_refusals(raf):
+    with pytest.raises(UserError, match="must not contain each other"):
+        build(raf["root"], raf["root"] / "ll")
+    with pytest.raises(UserError, match="different settings.*seed"):
+        build(raf["root"], raf["out"], seed=1)
+    foreign = raf["base"] / "foreign"
+    foreign.mkdir()
+    (foreign / "x.txt").write_text("mine")
+    with pytest.raises(UserError, match="not made by make-dataset"):
+        build(raf["root"], foreign, overwrite=True)
+
+
+def test_overwrite_replaces_a_build_with_other_settings(tmp_path):
+    root = make_rafdb(tmp_path / "src", original=False)
+    build(root, tmp_path / "out", limit=3)
+    summary = build(root, tmp_path / "out", limit=4, seed=2, overwrite=True, image_format="png")
+    assert summary.written == 4
+    assert json.loads((tmp_path / "out" / "dataset.json").read_text())["seed"] == 2
+    assert sorted(p.name for p in (tmp_path / "out" / "Image" / "aligned").iterdir()) == [
+        "train_00001_aligned.png", "train_00002_aligned.png", "train_00003_aligned.png", "train_00004_aligned.png"]
+    assert len(open_dataset(tmp_path / "out").records()) == 4  # the png copy reads back
+
+
+def test_resume_after_interrupt_is_byte_identical(raf, tmp_path, monkeypatch):
+    """Ctrl-C during the 3rd batch, run again: the result equals the uninterrupted build (other worker
+    count and batch size too), and an output damaged on disk in between is redone."""
+    real = __import__("degradations").degrade_batch_uint8
+    calls = {"n": 0}
+
+    def dying(*args, **kw):
+        calls["n"] += 1
+        if calls["n"] > 2:
+            raise KeyboardInterrupt
+        return real(*args, **kw)
+
+    out = tmp_path / "resumed"
+    monkeypatch.setattr("degradations.degrade_batch_uint8", dying)
+    with pytest.raises(KeyboardInterrupt):
+        build(raf["root"], out, batch_size=5, command_line="test")
+    assert not (out / "dataset.json").exists()
+    done = sorted((out / "Image" / "aligned").glob("*.jpg"))
+    assert len(done) == 10
+    monkeypatch.setattr("degradations.degrade_batch_uint8", real)
+    damage(done[0], "truncate")
+    summary = build(raf["root"], out, batch_size=5, command_line="test")
+    assert summary.reused == 9 and summary.written == 8
+    assert tree_bytes(out) == tree_bytes(raf["out"])
+
+
+def test_damaged_outputs_of_a_finished_build_are_redone(raf, tmp_path):
+    out = tmp_path / "copy"
+    shutil.copytree(raf["out"], out)
+    outputs = sorted((out / "Image" / "aligned").glob("*.jpg"))
+    damage(outputs[0], "delete")
+    damage(outputs[1], "truncate")
+    summary = build(raf["root"], out, command_line="test")
+    assert summary.written == 2 and summary.reused == 15
+    assert tree_bytes(out) == tree_bytes(raf["out"])
+
+
+def test_shards_and_merge_equal_a_full_run(raf, tmp_path):
+    one = build(raf["root"], tmp_path / "shared", shard="1/2", command_line="test")
+    assert not one.complete and (tmp_path / "shared" / "manifest.part-1-of-2.csv").is_file()
+    with pytest.raises(UserError, match="2/2 are missing"):
+        merge_shards(tmp_path / "shared")
+    build(raf["root"], tmp_path / "other", shard="2/2", command_line="test")  # another machine's disk
+    summary = merge_shards(tmp_path / "shared", [tmp_path / "other"], command_line="test")
+    assert summary.complete and summary.ok == 17 and summary.skipped["missing-file"] == 1
+    shared, full = tree_bytes(tmp_path / "shared"), tree_bytes(raf["out"])
+    card_s, card_f = json.loads(shared.pop("dataset.json")), json.loads(full.pop("dataset.json"))
+    assert shared == full  # every image, manifest.csv, label file and anomalies.json
+    assert card_s["settings"].pop("shard_count") == 2 and card_f["settings"].pop("shard_count") == 1
+    assert card_s == card_f
+    with pytest.raises(UserError, match="I/N"):
+        build(raf["root"], tmp_path / "bad", shard="3/2")
+
+
+def test_ferplus_csv_copy(tmp_path):
+    make_fer(tmp_path / "src", label_csv=True)
+    lines = (tmp_path / "src" / "fer2013" / "fer2013.csv").read_text().splitlines()
+    lines[4] = "3,1 2 3,Training"  # a malformed row stays in place, verbatim
+    (tmp_path / "src" / "fer2013" / "fer2013.csv").write_text("\n".join(lines) + "\n")
+    before = tree_hash(tmp_path / "src")
+    summary = build(tmp_path / "src", tmp_path / "out", "ferplus", workers=2)
+    assert summary.ok == 20 and summary.skipped == {"malformed-label": 1}
+    out = tmp_path / "out"
+    assert (out / "FERPlus" / "fer2013new.csv").read_bytes() == \
+        (tmp_path / "src" / "FERPlus" / "fer2013new.csv").read_bytes()
+    assert (out / "FERPlus" / "data" / "FER2013Train" / "label.csv").is_file()
+    with open(out / "fer2013" / "fer2013.csv", newline="") as f:
+        ll_rows = list(csv.reader(f))
+    with open(tmp_path / "src" / "fer2013" / "fer2013.csv", newline="") as f:
+        src_rows = list(csv.reader(f))
+    assert ll_rows[0] == src_rows[0] and len(ll_rows) == len(src_rows)
+    assert [r[2] for r in ll_rows] == [r[2] for r in src_rows] and ll_rows[4] == src_rows[4]
+    src_mean = np.mean([float(np.mean(list(map(int, r[1].split())))) for r in src_rows[1:4]])
+    ll_mean = np.mean([float(np.mean(list(map(int, r[1].split())))) for r in ll_rows[1:4]])
+    assert ll_mean < 0.7 * src_mean
+    card = json.loads((out / "dataset.json").read_text())
+    assert card["totals"] == {"train": 6, "test": 14} and card["options"]["protocol"] == "ferplus_lldif"
+    ll = open_dataset(out)
+    assert len(ll.records()) == 20 and ll.load(ll.records()[0]).shape == (48, 48, 1)
+    assert tree_hash(tmp_path / "src") == before
+    again = build(tmp_path / "src", out, "ferplus")
+    assert again.written == 0 and again.reused == 20
+
+
+def test_kdef_copy_with_split_and_anomalies(tmp_path):
+    root = make_kdef(tmp_path / "src")
+    out = tmp_path / "out"
+    build(root, out, "kdef", options={"protocol": "kdef_random80"}, batch_size=64)
+    split = (out / "split_kdef_random80.txt").read_text().splitlines()
+    assert len(split) == 140 and Counter(line.split()[1] for line in split) == {"train": 112, "test": 28}
+    anomalies = json.loads((out / "anomalies.json").read_text())
+    kinds = {(a["relpath"], a["kind"]) for a in anomalies}
+    assert ("KDEF/AM02/AM02V.JPG", "renamed") in kinds and ("KDEF/BF01/BF01NEHL.JPG", "image") in kinds
+    assert (out / "KDEF" / "AM02" / "AM02V.JPG").is_file() and not (out / "AKDEF").exists()
+    ll = open_dataset(out)
+    assert [(r.relpath, r.split) for r in ll.records()] == \
+        [(r.relpath, r.split) for r in ADAPTERS.get("kdef")(root, protocol="kdef_random80").records()]
+    card = json.loads((out / "dataset.json").read_text())
+    assert card["totals"] == {"train": 112, "test": 28}
+
+
+def test_folder_copy_via_cli_and_distribution_plot(tmp_path):
+    root = make_folder(tmp_path / "src", per_class=(1, 1), png=True)
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["--seed", "3", "make-dataset", "folder", "--src", str(root), "--out", str(out),
+                                  "--workers", "0", "--preset", "paper", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    assert "14 images ok" in r.output
+    card = json.loads((out / "dataset.json").read_text())
+    assert card["seed"] == 3 and card["totals"] == {"train": 7, "test": 7}
+    assert "make-dataset folder" in card["command_line"]
+    assert sorted(p.name for p in (out / "train" / "Happy").iterdir()) == ["img_000.png"]
+    r = CliRunner().invoke(main, ["plot", "distribution", str(out), str(root), "--out", str(tmp_path / "f4.png")])
+    assert r.exit_code == 0, r.output
+    assert "out train: clear 7, low-light 7" in r.output and (tmp_path / "f4.png").stat().st_size > 1000
+
+
+def test_unknown_landmark_backend_fails_before_any_work(tmp_path):
+    root = make_rafdb(tmp_path / "src", original=False)
+    with pytest.raises(UserError, match="unknown --landmarks backend 'nope'"):
+        build(root, tmp_path / "out", landmarks="nope")
+    assert not (tmp_path / "out").exists()
