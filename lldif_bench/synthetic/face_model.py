@@ -175,7 +175,7 @@ def _mouth(shape: FaceShape, au: ActionUnits) -> dict[str, np.ndarray | float | 
     opening = 0.025 * au.lips_part + 0.3 * au.jaw_drop
     lift = 0.045 * max(au.upper_lip_raise - 0.3, 0.0)
     gap_up, gap_down = 0.2 * opening + lift, 0.8 * opening
-    is_open = gap_up + gap_down > 0.014
+    is_open = gap_up + gap_down > 0.03  # below: lips touch
     if not is_open:
         gap_up = gap_down = 0.0
     tu = shape.upper_lip * (1 - 0.5 * au.lip_press) * (1 - 0.25 * au.lip_corner_pull)

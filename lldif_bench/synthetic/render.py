@@ -53,40 +53,61 @@ def sample_face_spec(label: int, seed: int, index: int) -> FaceSpec:
 
 
 class _Canvas:
-    """A float RGB canvas at supersampled resolution that takes output-pixel coordinates."""
+    """A float RGB canvas at supersampled resolution that takes output-pixel coordinates.
 
-    def __init__(self, img: np.ndarray, px_per_unit: float) -> None:
+    ``origin`` (canvas pixels) lets a crop of the canvas be drawn on with the same coordinates.
+    """
+
+    def __init__(self, img: np.ndarray, px_per_unit: float, origin=(0.0, 0.0)) -> None:
         self.img = img
+        self.px_per_unit = px_per_unit
         self.unit = px_per_unit * SUPERSAMPLE  # canvas pixels per face unit
+        self.origin = np.asarray(origin, dtype=np.float64)
 
-    @staticmethod
-    def pts(p: np.ndarray) -> np.ndarray:
-        q = (np.asarray(p, dtype=np.float64) + 0.5) * SUPERSAMPLE - 0.5
+    def pts(self, p) -> np.ndarray:
+        q = (np.asarray(p, dtype=np.float64) + 0.5) * SUPERSAMPLE - 0.5 - self.origin
         return np.round(q * (1 << _SHIFT)).astype(np.int32).reshape(-1, 1, 2)
 
     def thick(self, width_units: float) -> int:
         return max(1, round(width_units * self.unit))
 
-    def fill(self, p: np.ndarray, colour, img: np.ndarray | None = None) -> None:
-        cv2.fillPoly(self.img if img is None else img, [self.pts(p)], _c(colour), cv2.LINE_AA, _SHIFT)
+    def fill(self, p, colour) -> None:
+        cv2.fillPoly(self.img, [self.pts(p)], _c(colour), cv2.LINE_AA, _SHIFT)
 
-    def line(self, p: np.ndarray, colour, width_units: float, closed: bool = False,
-             img: np.ndarray | None = None) -> None:
-        cv2.polylines(self.img if img is None else img, [self.pts(p)], closed, _c(colour),
-                      self.thick(width_units), cv2.LINE_AA, _SHIFT)
+    def line(self, p, colour, width_units: float, closed: bool = False) -> None:
+        cv2.polylines(self.img, [self.pts(p)], closed, _c(colour), self.thick(width_units), cv2.LINE_AA, _SHIFT)
 
-    def disc(self, centre: np.ndarray, radius_units: float, colour, img: np.ndarray | None = None) -> None:
+    def disc(self, centre, radius_units: float, colour) -> None:
         c = self.pts(centre).reshape(2)
-        cv2.circle(self.img if img is None else img, (int(c[0]), int(c[1])),
-                   round(radius_units * self.unit * (1 << _SHIFT)), _c(colour), -1, cv2.LINE_AA, _SHIFT)
+        cv2.circle(self.img, (int(c[0]), int(c[1])), round(radius_units * self.unit * (1 << _SHIFT)),
+                   _c(colour), -1, cv2.LINE_AA, _SHIFT)
 
-    def blend(self, alpha: float, draw) -> None:
-        """Draw with ``draw(img)`` on a copy and mix it in with opacity ``alpha``."""
-        if alpha <= 0.01:
+    def region(self, points: list, pad_units: float) -> tuple[slice, slice] | None:
+        """Canvas slices around ``points`` (output pixels) grown by ``pad_units``; None if off-canvas."""
+        q = (np.concatenate([np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in points]) + 0.5) \
+            * SUPERSAMPLE - 0.5 - self.origin
+        pad = pad_units * self.unit + 3
+        h, w = self.img.shape[:2]
+        x0, y0 = (max(int(v), 0) for v in np.floor(q.min(0) - pad))
+        x1, y1 = min(int(np.ceil(q[:, 0].max() + pad)), w), min(int(np.ceil(q[:, 1].max() + pad)), h)
+        return None if x1 <= x0 or y1 <= y0 else (slice(y0, y1), slice(x0, x1))
+
+    def crop(self, rows: slice, cols: slice) -> _Canvas:
+        """A copy of part of the canvas that is drawn on with the same coordinates."""
+        return _Canvas(self.img[rows, cols].copy(), self.px_per_unit,
+                       self.origin + [cols.start, rows.start])
+
+    def blend(self, alpha: float, points: list, draw, pad_units: float = 0.1) -> None:
+        """Draw with ``draw(sub_canvas)`` on a copy of the region around ``points``, mix it in with
+        opacity ``alpha``."""
+        alpha = min(float(alpha), 1.0)
+        region = self.region(points, pad_units) if alpha > 0.01 else None
+        if region is None:
             return
-        layer = self.img.copy()
+        layer = self.crop(*region)
         draw(layer)
-        cv2.addWeighted(layer, float(min(alpha, 1.0)), self.img, float(1 - min(alpha, 1.0)), 0.0, dst=self.img)
+        roi = self.img[region]
+        roi += alpha * (layer.img - roi)
 
     def mask(self, polygons: list[np.ndarray]) -> np.ndarray:
         m = np.zeros(self.img.shape[:2], np.float32)
@@ -185,18 +206,17 @@ def render_face(spec: FaceSpec, size: int) -> RenderedFace:
     # --- folds and wrinkles (geometry-driven; opacity from the action units) -------------------
     dark = skin * 0.62
     fold_alpha = 0.12 + 0.55 * max(au.cheek_raise, au.lip_corner_pull, au.upper_lip_raise, au.nose_wrinkle)
-    canvas.blend(fold_alpha, lambda im: [canvas.line(cv[k], dark, 0.018, img=im) for k in ("fold_l", "fold_r")])
-    canvas.blend(0.5 * au.cheek_raise, lambda im: [canvas.disc(cv[k][0], 0.13, skin * 1.12, img=im)
-                                                   for k in ("cheek_l", "cheek_r")])
+    folds = [cv["fold_l"], cv["fold_r"]]
+    canvas.blend(fold_alpha, folds, lambda c: [c.line(f, dark, 0.018) for f in folds])
+    cheeks = [cv["cheek_l"][0], cv["cheek_r"][0]]
+    canvas.blend(0.5 * au.cheek_raise, cheeks, lambda c: [c.disc(k, 0.13, skin * 1.12) for k in cheeks], 0.15)
     raise_ = 0.5 * (au.brow_inner_raise + au.brow_outer_raise)
-    canvas.blend(0.9 * (raise_ - 0.25), lambda im: [canvas.line(cv[f"forehead_line_{k}"], dark, 0.014, img=im)
-                                                   for k in range(3)])
+    lines = [cv[f"forehead_line_{k}"] for k in range(3)]
+    canvas.blend(0.9 * (raise_ - 0.25), lines, lambda c: [c.line(f, dark, 0.014) for f in lines])
     g = cv["glabella"]
-    canvas.blend(1.0 * (au.brow_lower - 0.25), lambda im: [canvas.line(g[i:i + 2], dark, 0.016, img=im)
-                                                          for i in (0, 2)])
+    canvas.blend(1.0 * (au.brow_lower - 0.25), [g], lambda c: [c.line(g[i:i + 2], dark, 0.016) for i in (0, 2)])
     nwr = cv["nose_wrinkles"]
-    canvas.blend(0.9 * au.nose_wrinkle, lambda im: [canvas.line(nwr[i:i + 2], dark, 0.014, img=im)
-                                                    for i in (0, 2, 4)])
+    canvas.blend(0.9 * au.nose_wrinkle, [nwr], lambda c: [c.line(nwr[i:i + 2], dark, 0.014) for i in (0, 2, 4)])
 
     # --- eyes --------------------------------------------------------------------------------
     for eye, iris in (("eye_l", "iris_l"), ("eye_r", "iris_r")):
@@ -206,8 +226,8 @@ def render_face(spec: FaceSpec, size: int) -> RenderedFace:
         canvas.fill(cv[brow], look.brow)
     # --- nose -------------------------------------------------------------------------------
     side_key = "nose_side_l" if np.cos(scene.light_angle) > 0 else "nose_side_r"
-    canvas.blend(0.35, lambda im: canvas.line(cv[side_key], skin * 0.6, 0.02, img=im))
-    canvas.blend(0.45, lambda im: canvas.line(lm[31:36], skin * 0.55, 0.018, img=im))
+    canvas.blend(0.35, [cv[side_key]], lambda c: c.line(cv[side_key], skin * 0.6, 0.02))
+    canvas.blend(0.45, [lm[31:36]], lambda c: c.line(lm[31:36], skin * 0.55, 0.018))
     for nostril in ("nostril_l", "nostril_r"):
         canvas.fill(cv[nostril], skin * 0.35)
     # --- mouth ------------------------------------------------------------------------------
@@ -225,7 +245,7 @@ def render_face(spec: FaceSpec, size: int) -> RenderedFace:
         canvas.fill(cv["hair_cap"], hair)
     if "lens_l" in cv:
         for lens in ("lens_l", "lens_r"):
-            canvas.blend(look.lens_alpha, lambda im, lens=lens: canvas.fill(cv[lens], look.lens_colour, img=im))
+            canvas.blend(look.lens_alpha, [cv[lens]], lambda c, lens=lens: c.fill(cv[lens], look.lens_colour))
             canvas.line(cv[lens], look.glasses_colour, look.glasses_width, closed=True)
         for part in ("bridge", "temple_l", "temple_r"):
             canvas.line(cv[part], look.glasses_colour, look.glasses_width)
@@ -237,29 +257,22 @@ def render_face(spec: FaceSpec, size: int) -> RenderedFace:
 def _draw_eye(canvas: _Canvas, contour: np.ndarray, iris_centre: np.ndarray, look: Look,
               iris_radius: float) -> None:
     """Sclera, iris and pupil clipped to the lid contour, then the lash line."""
-    q = canvas.pts(contour).reshape(-1, 2) >> _SHIFT
-    pad = int(iris_radius * canvas.unit) + 4
-    x0, y0 = np.maximum(q.min(0) - pad, 0)
-    x1, y1 = np.minimum(q.max(0) + pad, canvas.img.shape[1::-1])
-    if x1 <= x0 or y1 <= y0:
+    region = canvas.region([contour, iris_centre], iris_radius)
+    if region is None:
         return
-    roi = canvas.img[y0:y1, x0:x1]
-    offset = np.array([x0, y0], np.float64) / SUPERSAMPLE
-    local = contour - offset
-    layer = roi.copy()
-    canvas.fill(local, look.sclera, img=layer)
-    canvas.disc(iris_centre - offset, iris_radius, look.iris, img=layer)
-    canvas.disc(iris_centre - offset, 0.45 * iris_radius, (15, 12, 12), img=layer)
-    canvas.disc(iris_centre - offset - 0.3 * iris_radius * canvas.unit / SUPERSAMPLE, 0.2 * iris_radius,
-                (240, 240, 240), img=layer)  # catch-light
-    m = np.zeros(roi.shape[:2], np.float32)
-    cv2.fillPoly(m, [canvas.pts(local)], 1.0, cv2.LINE_AA, _SHIFT)
-    roi += m[..., None] * (layer - roi)
+    layer = canvas.crop(*region)
+    layer.fill(contour, look.sclera)
+    layer.disc(iris_centre, iris_radius, look.iris)
+    layer.disc(iris_centre, 0.45 * iris_radius, (15, 12, 12))
+    layer.disc(iris_centre - 0.3 * iris_radius * canvas.px_per_unit, 0.2 * iris_radius, (240, 240, 240))
+    m = np.zeros(layer.img.shape[:2], np.float32)
+    cv2.fillPoly(m, [layer.pts(contour)], 1.0, cv2.LINE_AA, _SHIFT)
+    roi = canvas.img[region]
+    roi += m[..., None] * (layer.img - roi)
     n = len(contour)
-    upper = contour[: n // 2 + 1]
-    canvas.line(upper, look.brow * 0.5, 0.022)
-    canvas.blend(0.35, lambda im: canvas.line(contour[n // 2:].tolist() + [contour[0].tolist()],
-                                              look.skin * 0.55, 0.01, img=im))
+    canvas.line(contour[: n // 2 + 1], look.brow * 0.5, 0.022)  # lash line along the upper lid
+    lower = np.concatenate([contour[n // 2:], contour[:1]])
+    canvas.blend(0.35, [lower], lambda c: c.line(lower, look.skin * 0.55, 0.01))
 
 
 def _draw_facial_hair(canvas: _Canvas, look: Look, lm: np.ndarray, cv: dict[str, np.ndarray]) -> None:
@@ -270,13 +283,14 @@ def _draw_facial_hair(canvas: _Canvas, look: Look, lm: np.ndarray, cv: dict[str,
         gap = lm[51] - lm[33]  # nose base to the top of the upper lip
         top = lm[31:36] + 0.15 * gap
         bottom = lm[48:55][::-1] - 0.05 * gap
-        canvas.blend(0.85, lambda im: canvas.fill(np.concatenate([top, bottom]), colour, img=im))
+        moustache = np.concatenate([top, bottom])
+        canvas.blend(0.85, [moustache], lambda c: c.fill(moustache, colour))
         return
     # Jaw 2..14, then the lower lip from the right corner back to the left one (just below it).
     below_lip = lm[[54, 55, 56, 57, 58, 59, 48]] + [0, 0.03 * canvas.unit / SUPERSAMPLE]
     region = np.concatenate([lm[2:15], below_lip])
     alpha = 0.22 if look.facial_hair == "stubble" else 0.85
-    canvas.blend(alpha, lambda im: canvas.fill(region, colour, img=im))
+    canvas.blend(alpha, [region], lambda c: c.fill(region, colour))
 
 
 def _camera(img: np.ndarray, scene: Scene, size: int) -> np.ndarray:
