@@ -83,10 +83,9 @@ def command(ctx, dataset_dir: Path, backend: str, source: str, clear_dir: Path |
     summary = extract_landmarks_for_dataset(
         dataset_dir, dataset, backend=backend, source=source, clear_dataset=clear, whole_crop=whole_crop,
         device=resolved(ctx, "device", device), batch_size=batch_size, overwrite=overwrite)
-    for note in summary["notes"]:
-        click.echo(note)
     counts = ", ".join(f"{k} {v}" for k, v in sorted(summary["counts"].items()))
-    click.echo(f"{summary['num_images']} images, backend {summary['backend']}, source {summary['source']}, "
+    used = summary["backend"] + (" (chosen by auto)" if summary["requested_backend"] == "auto" else "")
+    click.echo(f"{summary['num_images']} images, backend {used}, source {summary['source']}, "
                f"{'whole crop' if summary['whole_crop'] else 'face detector'}: {counts}")
     click.echo(f"detector misses: {summary['detector_misses']} ({100 * summary['miss_rate']:.1f}%), "
                f"{summary['landmarks_per_s']} images/s -> {dataset_dir / summary['file']}")
