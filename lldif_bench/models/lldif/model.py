@@ -7,7 +7,7 @@ stage  trains                               loss                           logit
 ====== ==================================== ============================== =========================
 ``0``  LA-CLIP F_l + heads + logit scales   L_itc + L_lab                  zero-shot F_l vs label bank
 ``1``  PNET_s1 + LLformer                   L_ce (Eq. 13)                  LLformer(x | Z): ORACLE
-``2a`` PNET_s2 + denoiser (LLformer frozen) KL_τ(Z, Ẑ) + L1(Ẑ, Z)          train: LLformer(x | Ẑ) no-grad;
+``2a`` PNET_s2 + denoiser (LLformer frozen) KL_τ(Z, Ẑ) + L1(Ẑ, Z)          train: none (LLformer idle);
 ``2b`` PNET_s2 + denoiser + LLformer        L_ce + λ_kl KL + λ_abs L1      eval: label-free chain
 ====== ==================================== ============================== =========================
 
@@ -269,12 +269,11 @@ class LLDif(nn.Module):
         return z, z_hat
 
     def _forward_stage2a(self, images: Tensor, labels: Tensor | None, landmarks: Tensor | None) -> dict[str, Tensor]:
+        """Warm-up: the LLformer is frozen and not run in training (no logits; the loss is on Ẑ only)."""
         if not self.training:
             return {"logits": self.student(images, landmarks)}
         z, z_hat = self._stage2_chain(images, self._need_labels(labels))
-        with torch.no_grad():  # LLformer frozen and not trained in 2a; logits only for monitoring
-            logits = self.student.llformer(images, z_hat, landmarks)
-        return {"logits": logits, "z": z, "z_hat": z_hat}
+        return {"z": z, "z_hat": z_hat}
 
     def _forward_stage2b(self, images: Tensor, labels: Tensor | None, landmarks: Tensor | None) -> dict[str, Tensor]:
         if not self.training:
