@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import shutil
 import time
 from collections import Counter, defaultdict, deque
@@ -232,6 +233,7 @@ def build_lowlight(dataset: Dataset, out: Path, *, preset="paper", seed: int = 0
         summary.ok = sum(r["status"] == "ok" for r in rows)
         summary.skipped = dict(Counter(skip_code(r["status"][8:]) for r in rows if r["status"] != "ok"))
         summary.complete = True
+        shutil.rmtree(out / WORK_DIR, ignore_errors=True)  # nothing to redo: leave the copy as it was
         summary.seconds = time.perf_counter() - start
         return _check_strict(summary, strict)
 
@@ -368,6 +370,9 @@ def _run_pipeline(dataset: Dataset, out: Path, todo: list[tuple[int, Record]], p
             flush(shape, pool)
         harvest(block=True)
 
+    threads = torch.get_num_threads()
+    if dev.type == "cpu":  # leave the cores the worker processes use; oversubscribing is far slower
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) - workers))
     try:
         with make_pool(workers, state) as pool:
             try:
@@ -378,6 +383,7 @@ def _run_pipeline(dataset: Dataset, out: Path, todo: list[tuple[int, Record]], p
                 raise
     finally:
         bar.close()
+        torch.set_num_threads(threads)
     return rows
 
 
