@@ -12,8 +12,10 @@ from lldif_bench.datasets.build import merge_shards
 @click.command("merge-manifests")
 @click.argument("out", type=click.Path(path_type=Path, file_okay=False))
 @click.argument("parts", nargs=-1, type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--landmarks", default="none", show_default=True,
+              help="Landmark backend to run on the merged copy, or 'none'.")
 @click.pass_context
-def command(ctx: click.Context, out: Path, parts: tuple[Path, ...]) -> None:
+def command(ctx: click.Context, out: Path, parts: tuple[Path, ...], landmarks: str) -> None:
     """Finish a build made with `make-dataset … --shard I/N`.
 
     OUT is the shared output folder. If the shards ran on machines with separate disks, list their
@@ -21,5 +23,5 @@ def command(ctx: click.Context, out: Path, parts: tuple[Path, ...]) -> None:
     (manifest.part-I-of-N.csv) and the source dataset (for label files and the FER2013 CSV).
     """
     line = " ".join([ctx.command_path, str(out), *map(str, parts)])
-    summary = merge_shards(out, list(parts), command_line=line)
+    summary = merge_shards(out, list(parts), command_line=line, landmarks=landmarks)
     click.echo(summary.format())

@@ -107,12 +107,13 @@ def _load_preset(preset):
 
 
 def _settings(dataset: Dataset, preset, seed: int, device_type: str, limit, image_format: str,
-              jpeg_quality: int, shard, landmarks: str) -> dict[str, Any]:
+              jpeg_quality: int, shard) -> dict[str, Any]:
+    """What the output bytes depend on; a resume must match it exactly."""
     return json.loads(json.dumps({
         "adapter": dataset.name, "options": dataset.options, "source": str(dataset.root.resolve()),
         "preset": preset.name, "preset_config": preset.to_dict(), "seed": int(seed),
         "device_type": device_type, "limit": limit, "image_format": image_format,
-        "jpeg_quality": int(jpeg_quality), "shard_count": shard[1] if shard else 1, "landmarks": landmarks,
+        "jpeg_quality": int(jpeg_quality), "shard_count": shard[1] if shard else 1,
         "package_version": __version__,
     }, sort_keys=True, default=str))
 
@@ -217,7 +218,7 @@ def build_lowlight(dataset: Dataset, out: Path, *, preset="paper", seed: int = 0
     preset = _load_preset(preset)
     dev = resolve_device(device)
     dataset.records()  # parse labels now: a wrong layout fails before OUT is touched
-    settings = _settings(dataset, preset, seed, dev.type, limit, image_format, jpeg_quality, shard, landmarks)
+    settings = _settings(dataset, preset, seed, dev.type, limit, image_format, jpeg_quality, shard)
     card = _prepare_out(out, settings, overwrite)
     planned, parse_skips = _plan(dataset, limit, shard)
 
@@ -234,6 +235,8 @@ def build_lowlight(dataset: Dataset, out: Path, *, preset="paper", seed: int = 0
         summary.skipped = dict(Counter(skip_code(r["status"][8:]) for r in rows if r["status"] != "ok"))
         summary.complete = True
         shutil.rmtree(out / WORK_DIR, ignore_errors=True)  # nothing to redo: leave the copy as it was
+        if not (out / "landmarks.npz").is_file():
+            run_landmarks(out, landmarks, dev.type, batch_size, dataset)
         summary.seconds = time.perf_counter() - start
         return _check_strict(summary, strict)
 
@@ -260,9 +263,9 @@ def build_lowlight(dataset: Dataset, out: Path, *, preset="paper", seed: int = 0
     if shard and shard[1] > 1:
         write_manifest(out / _part_name(shard), rows)
     else:
-        finalize(out, dataset, rows, settings, command_line)
+        finalize(out, dataset, rows, settings, command_line, landmarks)
         summary.complete = True
-        run_landmarks(out, landmarks, dev.type, batch_size)
+        run_landmarks(out, landmarks, dev.type, batch_size, dataset)
     summary.seconds = time.perf_counter() - start
     return _check_strict(summary, strict)
 
@@ -403,7 +406,8 @@ def counts_by_split(rows: list[dict], class_names: list[str]) -> dict[str, dict[
     return counts
 
 
-def finalize(out: Path, dataset: Dataset, rows: list[dict], settings: dict, command_line: str) -> dict:
+def finalize(out: Path, dataset: Dataset, rows: list[dict], settings: dict, command_line: str,
+             landmarks: str = "none") -> dict:
     """Write manifest.csv, label files, dataset-specific files, anomalies.json and dataset.json,
     then remove the work files. Returns the card."""
     rows = sorted(rows, key=lambda r: int(r["index"]))
@@ -432,7 +436,7 @@ def finalize(out: Path, dataset: Dataset, rows: list[dict], settings: dict, comm
                                        if r["status"] != "ok").items())),
         "preset": settings["preset"], "preset_config": settings["preset_config"], "seed": settings["seed"],
         "image_format": settings["image_format"], "jpeg_quality": settings["jpeg_quality"],
-        "limit": settings["limit"], "landmarks": settings["landmarks"], "package_version": __version__,
+        "limit": settings["limit"], "landmarks": landmarks, "package_version": __version__,
         "command_line": command_line, "files": files, "settings": settings,
     }
     atomic_write_bytes(out / CARD, json.dumps(card, indent=1, sort_keys=True).encode())
@@ -442,11 +446,13 @@ def finalize(out: Path, dataset: Dataset, rows: list[dict], settings: dict, comm
     return card
 
 
-def merge_shards(out: Path, parts: list[Path] | None = None, command_line: str = "") -> BuildSummary:
+def merge_shards(out: Path, parts: list[Path] | None = None, command_line: str = "",
+                 landmarks: str = "none") -> BuildSummary:
     """Join the shard parts of a build into one finished copy under ``out``.
 
     ``parts`` are other folders (other machines' OUTs) whose files are copied into ``out`` first."""
     start = time.perf_counter()
+    check_landmarks(landmarks)
     out = Path(out).resolve()
     for part in parts or []:
         part = Path(part).resolve()
@@ -480,8 +486,8 @@ def merge_shards(out: Path, parts: list[Path] | None = None, command_line: str =
         raise UserError(f"shard parts in {out} overlap; were they built with the same --shard N?")
     dataset = ADAPTERS.get(settings["adapter"])(Path(settings["source"]), **settings["options"])
     dataset.records()
-    finalize(out, dataset, rows, settings, command_line)
-    run_landmarks(out, settings["landmarks"])
+    finalize(out, dataset, rows, settings, command_line, landmarks)
+    run_landmarks(out, landmarks, "cpu" if settings["device_type"] == "cpu" else "auto", 64, dataset)
     summary = BuildSummary(out=out, total=len(rows), ok=sum(r["status"] == "ok" for r in rows),
                            skipped=dict(Counter(r["status"][8:] for r in rows if r["status"] != "ok")),
                            complete=True)
@@ -504,12 +510,14 @@ def check_landmarks(landmarks: str) -> None:
                         f"{', '.join(BACKENDS.names())}, or none")
 
 
-def run_landmarks(out: Path, landmarks: str, device: str = "auto", batch_size: int = 64) -> None:
-    """Detect landmarks on the finished low-light copy (``landmarks.npz`` beside it)."""
+def run_landmarks(out: Path, landmarks: str, device: str = "auto", batch_size: int = 64,
+                  source_dataset: Dataset | None = None) -> None:
+    """Detect landmarks on the finished low-light copy (``landmarks.npz`` beside it). The source
+    dataset is passed as the clear counterpart (backends such as ``synthetic`` look beside it)."""
     if landmarks in (None, "", "none"):
         return
     from lldif_bench.datasets.detect import open_dataset
     from lldif_bench.landmarks import extract_landmarks_for_dataset
 
-    extract_landmarks_for_dataset(out, open_dataset(out), landmarks, source="lowlight", device=device,
-                                  batch_size=batch_size)
+    extract_landmarks_for_dataset(out, open_dataset(out), landmarks, source="lowlight",
+                                  clear_dataset=source_dataset, device=device, batch_size=batch_size)
