@@ -189,6 +189,9 @@ def test_cache_round_trip_and_alignment_to_records(tmp_path):
     table = LandmarkTable(keys, np.random.rand(3, 68, 2) * 50, [0.5, 1, 0], ["detected", "ground-truth",
                           "fallback-mean-shape"], [[50, 50]] * 3, {"backend": "dlib"})
     save_landmarks(tmp_path / "landmarks.npz", table)
+    first = (tmp_path / "landmarks.npz").read_bytes()
+    save_landmarks(tmp_path / "landmarks.npz", table)
+    assert (tmp_path / "landmarks.npz").read_bytes() == first                  # byte-identical rewrites
     with np.load(tmp_path / "landmarks.npz", allow_pickle=False) as raw:   # the harness' plain-numpy read
         assert raw["points"].dtype == np.float32 and raw["points"].shape == (3, 68, 2)
         assert raw["relpath"].tolist() == keys and raw["status"].tolist()[0] == "detected"

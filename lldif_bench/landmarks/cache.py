@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 import json
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,9 +73,19 @@ def save_landmarks(path: str | Path, table: LandmarkTable) -> None:
     }
     if table.image_size is not None:
         arrays["image_size"] = table.image_size.astype(np.int32)
+    atomic_write_bytes(path, npz_bytes(arrays))
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """An ``np.load``-able ``.npz`` with fixed zip timestamps: equal arrays give equal bytes, so a
+    rebuilt dataset is byte-identical."""
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    atomic_write_bytes(path, buf.getvalue())
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name, array in arrays.items():
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+            zf.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), member.getvalue())
+    return buf.getvalue()
 
 
 def read_landmarks(path: str | Path) -> LandmarkTable:
