@@ -52,7 +52,12 @@ def test_plan_statuses_commands_and_cost(tmp_path):
 def test_table5_variants_and_paper_counts(tmp_path):
     plan = reproduce.plan_table(5, {}, tmp_path / "runs", [0], measure=False)
     assert [r.variant for r in plan] == ["V1", "V2", "V3", "V4"]
-    assert plan[0].run_name == "lldif-v1-kdef-low-light-s0" and plan[0].command[-2:] == ["--variant", "V1"]
+    assert plan[0].run_name == "lldif-v1-kdef-low-light-s0"
+    assert plan[0].command[-2:] == ["--config", str(reproduce.variant_config_path(tmp_path / "runs", "V1"))]
+    path = reproduce.write_variant_config(tmp_path / "runs", "V1")
+    from lldif_bench.training.config import load_yaml
+
+    assert load_yaml(path) == {"method_options": {"variant": "V1"}}
     assert plan[0].train_images == 3920 and plan[0].images_source == "paper"
     assert plan[0].est_seconds is None  # never invented without a measurement
 

@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "lldif_bench.cli.landmarks",
     "lldif_bench.cli.report",
     "lldif_bench.cli.reproduce",
+    "lldif_bench.cli.sweep",
 )
 
 

@@ -184,9 +184,8 @@ def diffusion_steps(ctx, embeddings, run, data_dir, max_points, out, batch_size,
 @out_option
 @batch_option
 @device_option
-@seed_option
 @click.pass_context
-def iterations_cmd(ctx, csv_path, run, data_dir, iterations, out, batch_size, device, seed) -> None:
+def iterations_cmd(ctx, csv_path, run, data_dir, iterations, out, batch_size, device) -> None:
     """Figure 8: accuracy vs the number of diffusion iterations T, from one trained LLDif evaluated
     at each T (the CSV is written beside the figure).
 
@@ -206,7 +205,7 @@ def iterations_cmd(ctx, csv_path, run, data_dir, iterations, out, batch_size, de
         except ValueError:
             raise UserError(f"--iterations {iterations!r}: give comma-separated integers") from None
         its, acc = run_iterations(run, data_dir, wanted, device=resolved(ctx, "device", device),
-                                  batch_size=batch_size, seed=resolved(ctx, "seed", seed))
+                                  batch_size=batch_size)
         table = Path(out).with_suffix(".csv")
         table.parent.mkdir(parents=True, exist_ok=True)
         table.write_text("iterations,accuracy\n" + "".join(f"{t},{a:.4f}\n" for t, a in zip(its, acc)))

@@ -160,12 +160,31 @@ def _status(runs_dir: Path, name: str, finished: set[str]) -> str:
     return "partial" if (runs_dir / name).is_dir() else "todo"
 
 
+VARIANT_CONFIG_DIR = "reproduce-configs"
+
+
+def variant_config_path(runs_dir: Path, variant: str) -> Path:
+    """The run-config YAML that selects an LLDif variant (``method_options: {variant: V1}``)."""
+    return runs_dir / VARIANT_CONFIG_DIR / f"lldif-{variant}.yaml"
+
+
+def write_variant_config(runs_dir: Path, variant: str) -> Path:
+    import yaml
+
+    from lldif_bench.imageio import atomic_write_bytes
+
+    path = variant_config_path(runs_dir, variant)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, yaml.safe_dump({"method_options": {"variant": variant}}).encode())
+    return path
+
+
 def _command(run: PlannedRun, runs_dir: Path, device: str | None, extra: list[str]) -> list[str]:
     cmd = ["lldif-bench"] + (["--device", device] if device else []) + [
         "run", "--method", run.method, "--data", run.data_dir or f"<{run.dataset} {run.condition} dir>",
         "--seed", str(run.seed), "--out", str(runs_dir), "--name", run.run_name]
-    if run.variant:
-        cmd += ["--variant", run.variant]
+    if run.variant:  # the harness selects LLDif variants through its config file (method_options)
+        cmd += ["--config", str(variant_config_path(runs_dir, run.variant))]
     if run.status == "partial":
         cmd.append("--resume")
     return cmd + list(extra)
@@ -257,6 +276,9 @@ def format_plan(plan: list[PlannedRun], throughput_device: str | None) -> str:
                      f"s{run.seed}  {imgs} imgs × {run.epochs} ep ÷ {rate} = {_hours(run.est_seconds)}")
         if run.status != "done":
             lines.append(f"          {run.command_line()}")
+            if run.variant:
+                lines.append(f"          (the --config file holds 'method_options: {{variant: {run.variant}}}'; "
+                             "written when the plan runs)")
     todo = [r for r in plan if r.status != "done"]
     known = [r.est_seconds for r in todo if r.est_seconds is not None]
     lines.append(f"{len(plan)} runs: {sum(r.status == 'done' for r in plan)} done, "
@@ -290,6 +312,8 @@ def execute_plan(plan: list[PlannedRun], runs_dir: Path, table: int, aggregate: 
             continue
         if not run.data_dir:
             raise UserError(f"no data folder for {run.dataset} ({run.run_name}); pass --data")
+        if run.variant:
+            write_variant_config(runs_dir, run.variant)
         log.warning("reproduce: %s %s", "resuming" if run.status == "partial" else "starting", run.command_line())
         try:
             main.main(args=run.command[1:], prog_name="lldif-bench", standalone_mode=False)
