@@ -25,7 +25,7 @@ from lldif_bench.cli.main import main
 from lldif_bench.datasets import ADAPTERS, open_dataset
 from lldif_bench.datasets.build import build_lowlight, merge_shards
 from lldif_bench.errors import UserError
-from lldif_bench.imageio import read_image
+from lldif_bench.imageio import read_image, write_image
 
 
 def luma(img: np.ndarray) -> float:
@@ -233,6 +233,9 @@ def test_kdef_copy_with_split_and_anomalies(tmp_path):
 
 def test_folder_copy_via_cli_and_distribution_plot(tmp_path):
     root = make_folder(tmp_path / "src", per_class=(1, 1), png=True)
+    grey = root / "test" / "sad" / "img_008.png"  # a grey image of another size, PNG named .jpg
+    grey.unlink()
+    write_image(root / "test" / "sad" / "grey.jpg", np.full((40, 30, 1), 150, np.uint8), fmt="png")
     out = tmp_path / "out"
     r = CliRunner().invoke(main, ["--seed", "3", "make-dataset", "folder", "--src", str(root), "--out", str(out),
                                   "--workers", "0", "--preset", "paper", "--device", "cpu"])
@@ -242,6 +245,9 @@ def test_folder_copy_via_cli_and_distribution_plot(tmp_path):
     assert card["seed"] == 3 and card["totals"] == {"train": 7, "test": 7}
     assert "make-dataset folder" in card["command_line"]
     assert sorted(p.name for p in (out / "train" / "Happy").iterdir()) == ["img_000.png"]
+    low = read_image(out / "test" / "sad" / "grey.jpg")  # decoded by content, kept grey, own batch
+    assert low.shape == (40, 30, 1) and low.mean() < 0.7 * 150
+    assert (out / "test" / "sad" / "grey.jpg").read_bytes()[:2] == b"\xff\xd8"  # written as its name says
     r = CliRunner().invoke(main, ["plot", "distribution", str(out), str(root), "--out", str(tmp_path / "f4.png")])
     assert r.exit_code == 0, r.output
     assert "out train: clear 7, low-light 7" in r.output and (tmp_path / "f4.png").stat().st_size > 1000
