@@ -82,7 +82,7 @@ def exp2_deterministic(x: torch.Tensor) -> torch.Tensor:
     for c in reversed(_EXP_TAYLOR[:-1]):
         p = p * t + c
     powers = _powers_of_two(x.device, x.dtype)
-    scale = gather1d(powers, (n + 60).long())
+    scale = gather1d(powers, (n + 60).to(torch.int32))
     return p * scale
 
 
@@ -139,11 +139,33 @@ class InterpTable:
         pos = (x.clamp(self.lo, self.hi) - self.lo) * (self.n / (self.hi - self.lo))
         idx = pos.detach().floor().clamp(max=self.n - 1)
         frac = pos - idx
-        i = idx.long()
+        i = idx.to(torch.int32)
         return gather1d(base, i) + gather1d(slope, i) * frac
 
 
-def _np_lightness(y: np.ndarray) -> np.ndarray:
+def per_image_curve(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """Evaluate image ``b``'s curve ``table[b]`` (``(B, n + 1)`` samples on [0, 1]) at ``x``
+    ``(B, 1, H, W)`` by linear interpolation; ``x`` is clamped to [0, 1]. Exact ops and gathers
+    only, so bit-reproducible; differentiable in ``x``."""
+    bsz, n1 = table.shape
+    n = n1 - 1
+    base = table[:, :-1].contiguous().view(-1)
+    slope = (table[:, 1:] - table[:, :-1]).contiguous().view(-1)
+    offsets = torch.arange(bsz, device=x.device, dtype=torch.int32).view(-1, 1, 1, 1) * n
+    if not (x.requires_grad or table.requires_grad):  # inference: fewer temporaries, same bits
+        pos = x.clamp(0.0, 1.0).mul_(float(n))
+        idx = pos.floor().clamp_(max=n - 1)
+        frac = pos.sub_(idx)
+        flat = idx.to(torch.int32).add_(offsets)
+        return gather1d(slope, flat).mul_(frac).add_(gather1d(base, flat))
+    pos = x.clamp(0.0, 1.0) * float(n)
+    idx = pos.detach().floor().clamp(max=n - 1)
+    frac = pos - idx
+    flat = idx.to(torch.int32) + offsets
+    return gather1d(base, flat) + gather1d(slope, flat) * frac
+
+
+def np_lightness(y: np.ndarray) -> np.ndarray:
     return np.where(y > 0.008856, 1.16 * np.cbrt(y) - 0.16, 9.033 * y)
 
 
@@ -168,7 +190,7 @@ def _np_sigmoid5(v: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-5.0 * v))
 
 
-_LIGHTNESS_T = InterpTable("lightness", _np_lightness, 0.0, 1.0, 4096)
+_LIGHTNESS_T = InterpTable("lightness", np_lightness, 0.0, 1.0, 4096)
 _PP_ENCODE_T = InterpTable("pp_encode", _np_pp_encode, 0.0, 1.0, 16384)
 _PP_DECODE_T = InterpTable("pp_decode", _np_pp_decode, -1.0, 2.0, 24576)
 _SRGB_TO_LIN_T = InterpTable("srgb_to_linear", np_srgb_to_linear, 0.0, 1.0, 4096)

@@ -4,7 +4,8 @@ Each pixel gets a gain in EV taken from its perceptual lightness; the same facto
 and B, so hue and RGB ratios are preserved::
 
     Y   = BT.709 luminance (linear);  L = clamp(L*(Y)/100, 0, 1)
-    Lb  = L blurred (sigma = radius_frac * shorter side), at 1/4 resolution
+    Lb  = L* of Y averaged over 4x4 blocks, blurred (sigma = radius_frac * shorter side) at that
+          1/4 resolution, upsampled bilinearly
     S1  = clamp(S, -50, 50);  S2 = S - S1             # the part beyond +-50 (Lightroom's "halo mask")
     dEV = G/100 * (S1 (1 - L)^2 + S2 (1 - Lb)^2)      # shadows; G = 1.5 EV at full scale
         + G/100 * (H1 L^2       + H2 Lb^2)            # highlights, split the same way
@@ -14,8 +15,7 @@ Up to +-50 the op is a global curve on each pixel's own lightness; the part of a
 +-50 acts through the blurred lightness, i.e. as local (halo-mask) tone mapping. The derivative of
 dEV in each slider is a non-negative weight, so the output is monotone in every slider.
 Negative Highlights darken the bright range and leave the darks almost unchanged; negative Shadows
-darken the dark range and leave the brights almost unchanged; the output is monotone in each
-slider. The blur is built from slices, sums and gathers only (no convolution kernels), so an
+darken the dark range and leave the brights almost unchanged. The blur is built from slices, sums and gathers only (no convolution kernels), so an
 image's result does not depend on the batch it is in.
 """
 
@@ -27,7 +27,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from degradations.numerics import EXACT, Numerics, cached_table
+from degradations.numerics import (
+    EXACT,
+    Numerics,
+    cached_table,
+    exp2_deterministic,
+    np_lightness,
+    per_image_curve,
+)
 from degradations.transfer import luminance
 
 MASK_DOWNSCALE = 4
@@ -101,11 +108,12 @@ def upsample_bilinear(x: torch.Tensor, size: tuple[int, int], f: int) -> torch.T
     return x
 
 
-def blurred_lightness(lightness: torch.Tensor, radius_frac: float) -> torch.Tensor:
-    """The low-frequency lightness used by the halo mask (1/4-resolution blur, upsampled)."""
-    h, w = lightness.shape[-2:]
+def blurred_lightness(lum: torch.Tensor, radius_frac: float, num: Numerics = EXACT) -> torch.Tensor:
+    """The low-frequency lightness used by the halo mask: luminance averaged over 4x4 blocks,
+    converted to lightness, blurred, and upsampled bilinearly to full resolution."""
+    h, w = lum.shape[-2:]
     f = MASK_DOWNSCALE if min(h, w) >= 4 * MASK_DOWNSCALE else 1
-    small = downsample_area(lightness, f)
+    small = num.lightness(downsample_area(lum, f))
     small = gaussian_blur(small, radius_frac * min(h, w) / f)
     return upsample_bilinear(small, (h, w), f)
 
@@ -116,26 +124,55 @@ def split_slider(slider: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return inner, slider - inner
 
 
+CURVE_KNOTS = 1024
+
+
+def _lightness_knots(device: torch.device) -> torch.Tensor:
+    return cached_table(("lightness_knots", CURVE_KNOTS),
+                        lambda: np_lightness(np.linspace(0.0, 1.0, CURVE_KNOTS + 1)), device, torch.float64)
+
+
+def _gain_table(s: torch.Tensor, h: torch.Tensor, knots: torch.Tensor) -> torch.Tensor:
+    """Per-image gain curves ``2**(s (1 - L)^2 + h L^2)`` sampled at lightness ``knots``."""
+    dark = 1.0 - knots
+    d_ev = s.view(-1, 1) * (dark * dark) + h.view(-1, 1) * (knots * knots)
+    return exp2_deterministic(d_ev)
+
+
 def highlights_shadows(lin: torch.Tensor, highlights: torch.Tensor, shadows: torch.Tensor, *,
                        radius_frac: float = 0.05, halo: bool = True, gain_ev: float = 1.5,
                        num: Numerics = EXACT) -> torch.Tensor:
     """Apply per-image Highlights/Shadows sliders ``(B,)`` to linear ``(B, C, H, W)``.
 
     ``halo=False`` or ``radius_frac=0`` makes the whole slider act globally (a pure tone curve).
+    With ``deterministic`` numerics the two gain factors are per-image curves tabulated at 1,024
+    knots (on luminance for the global part, on blurred lightness for the local part).
     """
     dtype = lin.dtype
     k = gain_ev / 100.0
-    hl = highlights.to(dtype).view(-1, 1, 1, 1)
-    sh = shadows.to(dtype).view(-1, 1, 1, 1)
-    lightness = num.lightness(luminance(lin))
+    h1, h2 = split_slider(highlights)
+    s1, s2 = split_slider(shadows)
+    local = halo and radius_frac > 0 and bool((h2 != 0).any() or (s2 != 0).any())
+    if not local:
+        h1, s1 = highlights, shadows
+    lum = luminance(lin)
+    base = blurred_lightness(lum, radius_frac, num) if local else None
+    if num.name == "deterministic":
+        wide = torch.float64
+        y_knots = _lightness_knots(lin.device)
+        gain = per_image_curve(lum, _gain_table(s1.to(wide) * k, h1.to(wide) * k, y_knots).to(dtype))
+        if local:
+            l_knots = torch.linspace(0.0, 1.0, CURVE_KNOTS + 1, dtype=wide, device=lin.device)
+            local_gain = per_image_curve(base, _gain_table(s2.to(wide) * k, h2.to(wide) * k,
+                                                           l_knots).to(dtype))
+            gain = gain * local_gain if gain.requires_grad else gain.mul_(local_gain)
+        return lin * gain
+    lightness = num.lightness(lum)
     dark = 1.0 - lightness
-    h1, h2 = split_slider(hl)
-    s1, s2 = split_slider(sh)
-    if not (halo and radius_frac > 0 and bool((h2 != 0).any() or (s2 != 0).any())):
-        d_ev = (sh * k) * (dark * dark) + (hl * k) * (lightness * lightness)
-    else:
-        base = blurred_lightness(lightness, radius_frac)
+    d_ev = ((s1.to(dtype) * k).view(-1, 1, 1, 1) * (dark * dark)
+            + (h1.to(dtype) * k).view(-1, 1, 1, 1) * (lightness * lightness))
+    if local:
         dark_b = 1.0 - base
-        d_ev = ((s1 * k) * (dark * dark) + (s2 * k) * (dark_b * dark_b)
-                + (h1 * k) * (lightness * lightness) + (h2 * k) * (base * base))
+        d_ev = d_ev + ((s2.to(dtype) * k).view(-1, 1, 1, 1) * (dark_b * dark_b)
+                       + (h2.to(dtype) * k).view(-1, 1, 1, 1) * (base * base))
     return lin * num.exp2(d_ev)

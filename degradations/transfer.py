@@ -66,6 +66,6 @@ def uint8_to_linear(images: torch.Tensor, dtype: torch.dtype = torch.float32) ->
 
 def linear_to_uint8(lin: torch.Tensor) -> torch.Tensor:
     """Linear float -> uint8 sRGB by table look-up; clamps to [0, 1] first; NaN maps to 0."""
-    lin = torch.nan_to_num(lin, nan=0.0)
-    idx = (lin.clamp(0.0, 1.0) * (ENCODE_LUT_SIZE - 1) + 0.5).floor().long()
+    pos = (lin * float(ENCODE_LUT_SIZE - 1)).add_(0.5).clamp_(0.0, float(ENCODE_LUT_SIZE - 1))
+    idx = pos.nan_to_num_(nan=0.0).to(torch.int32)  # truncation = floor for non-negative values
     return gather1d(encode_lut(lin.device), idx)

@@ -184,11 +184,19 @@ def white_balance_matrix(mired: torch.Tensor, tint: torch.Tensor, *,
 
 
 def apply_matrix(lin: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
-    """Multiply every pixel of linear RGB ``(B, 3, H, W)`` by its image's ``(B, 3, 3)`` matrix."""
+    """Multiply every pixel of linear RGB ``(B, 3, H, W)`` by its image's ``(B, 3, 3)`` matrix.
+
+    Written as three products and two sums per output channel in a fixed order (no matmul
+    kernel), so an image's result does not depend on the batch it is in.
+    """
     m = m.to(lin.dtype)
     r, g, b = lin[:, 0:1], lin[:, 1:2], lin[:, 2:3]
-    rows = []
-    for i in range(3):
-        rows.append(r * m[:, i, 0, None, None, None] + g * m[:, i, 1, None, None, None]
-                    + b * m[:, i, 2, None, None, None])
-    return torch.cat(rows, dim=1)
+    coef = [[m[:, i, j].view(-1, 1, 1, 1) for j in range(3)] for i in range(3)]
+    if lin.requires_grad or m.requires_grad:
+        return torch.cat([r * c[0] + g * c[1] + b * c[2] for c in coef], dim=1)
+    out = torch.empty_like(lin)
+    for i, c in enumerate(coef):
+        o = out[:, i:i + 1]
+        torch.mul(r, c[0], out=o)
+        o.add_(g * c[1]).add_(b * c[2])
+    return out

@@ -1,0 +1,199 @@
+"""Throughput of the batched degradation pipeline vs a per-image OpenCV/NumPy implementation.
+
+Both run the same ``lrlike`` algorithm (LUT decode, white-balance matrix with the exposure gain
+folded in, highlights/shadows with a 1/4-resolution halo mask, optional Poisson-Gaussian noise,
+LUT encode) on the same uint8 images and the same sampled parameters, in one process:
+
+* batched: :func:`degradations.degrade_batch_uint8` on the CPU with torch's default threads;
+* reference: the function :func:`reference_degrade` below, one image at a time, OpenCV limited to
+  one thread (a single-process loop).
+
+Prints images/s for 48x48 grey, 100x100 and 224x224 colour images, presets ``paper`` (no noise)
+and ``realistic`` (noise; JPEG coding is excluded from both), and the ratio batched / reference.
+It also checks that the two agree (noise off) and prints the largest difference in code values.
+
+    python benchmarks/bench_degradations.py [--quick] [--device cpu|cuda]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from degradations import degrade_batch_uint8, load_preset
+from degradations.numerics import np_linear_to_srgb, np_srgb_to_linear
+from degradations.white_balance import (
+    BRADFORD,
+    REFERENCE_TEMPERATURE,
+    REFERENCE_TINT,
+    RGB_FROM_XYZ,
+    ROBERTSON_TABLE,
+    TINT_SCALE,
+    XYZ_FROM_RGB,
+)
+
+# ----------------------------------------------------------------------------- reference (NumPy/OpenCV)
+
+DECODE = np_srgb_to_linear(np.arange(256) / 255.0).astype(np.float32)
+ENCODE = np.clip(np.floor(np_linear_to_srgb(np.arange(65536) / 65535.0) * 255 + 0.5), 0, 255).astype(np.uint8)
+BRADFORD_INV = np.linalg.inv(BRADFORD)
+
+
+def ref_xy(mired: float, tint: float) -> tuple[float, float]:
+    """Robertson (DNG SDK) mired/tint -> xy, scalar NumPy."""
+    t = ROBERTSON_TABLE
+    r = min(max(mired, 20.0), 500.0)
+    i = int(np.clip(np.searchsorted(t[:, 0], r, side="right") - 1, 0, len(t) - 2))
+    f = (t[i + 1, 0] - r) / (t[i + 1, 0] - t[i, 0])
+    u = t[i, 1] * f + t[i + 1, 1] * (1 - f)
+    v = t[i, 2] * f + t[i + 1, 2] * (1 - f)
+    d0 = np.array([1.0, t[i, 3]]) / np.hypot(1.0, t[i, 3])
+    d1 = np.array([1.0, t[i + 1, 3]]) / np.hypot(1.0, t[i + 1, 3])
+    d = d0 * f + d1 * (1 - f)
+    d /= np.hypot(*d)
+    u, v = u + d[0] * tint / TINT_SCALE, v + d[1] * tint / TINT_SCALE
+    den = u - 4 * v + 2
+    return 1.5 * u / den, v / den
+
+
+def ref_wb_matrix(p: dict, k_temp: float = 1.0, k_tint: float = 1.5) -> np.ndarray:
+    mode = p.get("wb_mode", "none")
+    if mode == "none":
+        return np.eye(3)
+    if mode == "incremental":
+        mired = 1e6 / REFERENCE_TEMPERATURE - k_temp * p.get("d_temp", 0.0)
+        tint = REFERENCE_TINT + k_tint * p.get("d_tint", 0.0)
+    else:
+        mired, tint = 1e6 / p["temperature_k"], p["tint"]
+
+    def xyz(x, y):
+        return np.array([x / y, 1.0, (1 - x - y) / y])
+    src, dst = xyz(*ref_xy(mired, tint)), xyz(*ref_xy(1e6 / REFERENCE_TEMPERATURE, REFERENCE_TINT))
+    cat = BRADFORD_INV @ np.diag((BRADFORD @ dst) / (BRADFORD @ src)) @ BRADFORD
+    m = RGB_FROM_XYZ @ cat @ XYZ_FROM_RGB
+    return m / (np.array([0.2126, 0.7152, 0.0722]) @ m.sum(axis=1))
+
+
+def reference_degrade(img: np.ndarray, p: dict, radius_frac: float = 0.05, gain_ev: float = 1.5) -> np.ndarray:
+    """One uint8 (H, W, C) image -> uint8, the lrlike pipeline in NumPy/OpenCV."""
+    h, w, c = img.shape
+    lin = DECODE[img]
+    gain = 2.0 ** p.get("exposure_ev", 0.0)
+    if c == 3:
+        lin = cv2.transform(lin, (ref_wb_matrix(p) * gain).astype(np.float32))
+        y = cv2.transform(lin, np.array([[0.2126, 0.7152, 0.0722]], np.float32))
+    else:
+        lin = lin * np.float32(gain)
+        y = lin[..., 0]
+    y = np.clip(y.reshape(h, w), 0, 1)
+    light = np.where(y > 0.008856, 1.16 * np.cbrt(y) - 0.16, 9.033 * y).astype(np.float32)
+    hl, sh = p.get("highlights", 0.0), p.get("shadows", 0.0)
+    h1, s1 = np.clip(hl, -50, 50), np.clip(sh, -50, 50)
+    k = gain_ev / 100.0
+    d_ev = (s1 * k) * (1 - light) ** 2 + (h1 * k) * light ** 2
+    if hl != h1 or sh != s1:
+        small = cv2.resize(light, ((w + 3) // 4, (h + 3) // 4), interpolation=cv2.INTER_AREA)
+        sigma = radius_frac * min(h, w) / 4
+        if sigma >= 0.3:
+            small = cv2.GaussianBlur(small, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
+        base = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+        d_ev += ((sh - s1) * k) * (1 - base) ** 2 + ((hl - h1) * k) * base ** 2
+    lin = lin.reshape(h, w, c) * np.exp2(d_ev, dtype=np.float32)[..., None]
+    shot, read = p.get("noise_shot", 0.0), p.get("noise_read", 0.0)
+    if shot > 0 or read > 0:
+        g = np.array([p.get("cam_gain_r", 1.0), 1.0, p.get("cam_gain_b", 1.0)], np.float32)[:c] if c == 3 \
+            else np.ones(1, np.float32)
+        eps = np.random.default_rng(p.get("noise_seed", 0)).standard_normal((h, w, c), dtype=np.float32)
+        raw = lin / g
+        lin = lin + np.sqrt(shot * np.maximum(raw, 0) + read) * eps * g
+    idx = (np.clip(lin, 0, 1) * 65535 + 0.5).astype(np.int64)
+    return ENCODE[idx]
+
+
+# ----------------------------------------------------------------------------- harness
+
+def make_images(n: int, size: int, channels: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    small = (rng.random((n, max(2, size // 8), max(2, size // 8), channels)) * 255).astype(np.float32)
+    imgs = np.stack([cv2.resize(s, (size, size), interpolation=cv2.INTER_CUBIC).reshape(size, size, channels)
+                     for s in small])
+    return np.clip(imgs, 0, 255).astype(np.uint8)
+
+
+def best_of_interleaved(fns, reps: int) -> list[float]:
+    """Best wall time of each function; repetitions alternate between them so that both see the
+    same background load (this machine is shared)."""
+    for fn in fns:
+        fn()  # warm-up (tables, allocator)
+    best = [float("inf")] * len(fns)
+    for _ in range(reps):
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            fn()
+            best[i] = min(best[i], time.perf_counter() - t0)
+    return best
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="fewer images and repetitions")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch CPU threads for the batched path (0 = torch's default)")
+    args = ap.parse_args()
+    cv2.setNumThreads(1)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    reps = 3 if args.quick else 7
+    print(f"lldif-bench degradations benchmark: torch {torch.__version__}, opencv {cv2.__version__}, "
+          f"numpy {np.__version__}, {platform.processor() or platform.machine()}")
+    print(f"cpu cores {os.cpu_count()}, torch threads {torch.get_num_threads()}, "
+          f"load average {os.getloadavg()[0]:.1f} (other processes share the CPU), device {device}")
+    cases = [(48, 1, 256, 128), (100, 3, 256, 64), (224, 3, 64, 16)]
+    print(f"{'size':>9} {'preset':>10} {'batch':>5} {'batched img/s':>14} {'per-image img/s':>16} "
+          f"{'ratio':>6} {'max |diff|':>10}")
+    for size, ch, n, batch in cases:
+        if args.quick:
+            n //= 4
+        imgs = make_images(n, size, ch)
+        tensor = torch.from_numpy(imgs).permute(0, 3, 1, 2).contiguous().to(device)
+        for name in ("paper", "realistic"):
+            preset = load_preset(name)
+            params = [preset.sample(0, f"img{i}.png") for i in range(n)]
+
+            def batched(tensor=tensor, params=params, preset=preset, batch=batch, n=n):
+                for s in range(0, n, batch):
+                    out = degrade_batch_uint8(tensor[s:s + batch], params[s:s + batch], preset=preset)
+                if device.type == "cuda":
+                    torch.cuda.synchronize()
+                return out
+
+            def per_image(imgs=imgs, params=params):
+                for img, p in zip(imgs, params):
+                    reference_degrade(img, p)
+
+            t_b, t_r = best_of_interleaved([batched, per_image], reps)
+            # agreement check with noise off (the two use different random generators)
+            quiet = [{k: v for k, v in p.items() if not k.startswith("noise")} for p in params[:8]]
+            ours = degrade_batch_uint8(tensor[:8], quiet, preset=preset).permute(0, 2, 3, 1).cpu().numpy()
+            ref = np.stack([reference_degrade(img, p) for img, p in zip(imgs[:8], quiet)])
+            diff = int(np.abs(ours.astype(int) - ref.astype(int)).max())
+            label = f"{size}x{size}{'g' if ch == 1 else ''}"
+            print(f"{label:>9} {name:>10} {batch:>5} {n / t_b:>14.0f} {n / t_r:>16.0f} "
+                  f"{t_r / t_b:>6.2f} {diff:>10d}")
+    print("ratio = batched / per-image (goal on CPU: >= 1.5); max |diff| in uint8 code values, noise off")
+
+
+if __name__ == "__main__":
+    main()
