@@ -6,10 +6,9 @@ them all. Modules that add an optional backend register its check here.
 
 from __future__ import annotations
 
-import importlib.util
-import os
+import importlib
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from lldif_bench.registry import Registry
 
@@ -23,15 +22,6 @@ def torch_hub_checkpoints() -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints"
 
 
-def package_check(module: str, pip_name: str) -> Callable[[], tuple[bool, str]]:
-    def check() -> tuple[bool, str]:
-        if importlib.util.find_spec(module) is None:
-            return False, f"not installed (pip install {pip_name})"
-        return True, "installed"
-
-    return check
-
-
 def weight_file_check(filename: str, what: str) -> Callable[[], tuple[bool, str]]:
     def check() -> tuple[bool, str]:
         path = torch_hub_checkpoints() / filename
@@ -42,11 +32,21 @@ def weight_file_check(filename: str, what: str) -> Callable[[], tuple[bool, str]
     return check
 
 
-CHECKS.add("face-alignment package", package_check("face_alignment", "face-alignment"))
-CHECKS.add("face-alignment 2D-FAN weights",
-           weight_file_check("2DFAN4-cd938726ad.zip", "fetched from the web at first use"))
-CHECKS.add("face-alignment SFD detector weights",
-           weight_file_check("s3fd-619a316812.pth", "fetched from the web at first use"))
+def lazy_check(module: str, function: str, *args) -> Callable[[], tuple[bool, str]]:
+    """A check implemented by an optional-backend module, imported only when the check runs."""
+
+    def check() -> tuple[bool, str]:
+        return getattr(importlib.import_module(module), function)(*args)
+
+    return check
+
+
+CHECKS.add("face-alignment landmarks (2D-FAN + SFD detector weights)",
+           lazy_check("lldif_bench.landmarks.face_alignment_backend", "availability", False))
+CHECKS.add("face-alignment landmarks on aligned crops (2D-FAN weights only)",
+           lazy_check("lldif_bench.landmarks.face_alignment_backend", "availability", True))
+CHECKS.add("dlib landmarks (dlib + 68-point predictor)",
+           lazy_check("lldif_bench.landmarks.dlib_backend", "availability"))
 CHECKS.add("torchvision ImageNet ResNet-18 weights",
            weight_file_check("resnet18-f37072fd.pth", "torchvision downloads it on first use"))
 
@@ -56,11 +56,7 @@ def run_checks() -> list[tuple[str, bool, str]]:
     for entry in CHECKS:
         try:
             ok, detail = entry.obj()
-        except Exception as err:  # a broken optional install must not break `info`
+        except Exception as err:  # noqa: BLE001  (a broken optional install must not break `info`)
             ok, detail = False, f"check failed: {err}"
         rows.append((entry.name, ok, detail))
     return rows
-
-
-def env_flag(name: str) -> bool:
-    return os.environ.get(name, "").lower() in ("1", "true", "yes")

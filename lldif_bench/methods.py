@@ -20,7 +20,7 @@ own paper hyper-parameters (optimizer, lr, epochs, …) that override the suite 
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from lldif_bench.registry import Registry
 

@@ -1,10 +1,9 @@
+import pytest
 from click.testing import CliRunner
 
 from lldif_bench import __version__
 from lldif_bench.cli.main import main
 from lldif_bench.registry import Registry, RegistryError
-
-import pytest
 
 
 def test_version_and_help():
@@ -18,7 +17,7 @@ def test_info_lists_backends():
     r = CliRunner().invoke(main, ["info"])
     assert r.exit_code == 0, r.output
     assert "torch" in r.output and "device:" in r.output
-    assert "face-alignment 2D-FAN weights" in r.output
+    assert "face-alignment landmarks" in r.output and "dlib landmarks" in r.output
 
 
 def test_registry_unknown_name_lists_available():

@@ -7,23 +7,8 @@ from pathlib import Path
 
 import click
 
-from lldif_bench.availability import CHECKS
 from lldif_bench.cli.common import device_option, resolved
 from lldif_bench.errors import UserError
-
-DLIB_CHECK = "dlib landmarks (dlib + 68-point predictor)"
-
-
-def _dlib_check() -> tuple[bool, str]:
-    # Imported here: the landmark package imports torch, which only `info` needs at this point.
-    from lldif_bench.landmarks.dlib_backend import availability
-
-    return availability()
-
-
-# `lldif-bench info` lists this without importing the landmark package (and torch) at CLI start-up.
-if DLIB_CHECK not in CHECKS:
-    CHECKS.add(DLIB_CHECK, _dlib_check)
 
 
 def open_dataset_dir(path: Path):

@@ -1,7 +1,6 @@
 """Facial landmarks for DLNet: backends (face-alignment, dlib, synthetic ground truth, auto), the
 per-dataset ``landmarks.npz`` cache, the detector-miss fallback, and on-device heatmap rendering."""
 
-from lldif_bench.availability import CHECKS
 from lldif_bench.landmarks import (  # noqa: F401  (register)
     dlib_backend,
     face_alignment_backend,
@@ -20,10 +19,6 @@ from lldif_bench.landmarks.cache import (
 from lldif_bench.landmarks.extract import extract_landmarks_for_dataset
 from lldif_bench.landmarks.heatmaps import render_heatmaps, render_multiscale
 from lldif_bench.landmarks.metrics import nme
-
-# Same name as lldif_bench.cli.landmarks registers, whichever module is imported first.
-if "dlib landmarks (dlib + 68-point predictor)" not in CHECKS:
-    CHECKS.add("dlib landmarks (dlib + 68-point predictor)", dlib_backend.availability)
 
 __all__ = [
     "BACKENDS",
