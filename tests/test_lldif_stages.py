@@ -91,6 +91,13 @@ def test_stage_plan_and_unknown_stage(model):
 
 
 def test_stage1_needs_labels_and_landmarks(model):
+    assert model.needs_landmarks
+    no_dl = make_model(dlnet={"enabled": False})
+    no_dl.set_stage("2b")
+    no_dl.eval()
+    assert not no_dl.needs_landmarks
+    with torch.no_grad():
+        assert no_dl.predict(make_batch()["image"]).shape == (2, K)  # DLNet off: no landmarks needed
     model.set_stage("1")
     batch = make_batch()
     with pytest.raises(UserError, match="needs labels"):

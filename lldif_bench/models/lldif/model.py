@@ -94,6 +94,11 @@ class LabelFreeLLDif(nn.Module):
         self.diffusion = EPDDiffusion(d.timesteps, d.linear_start, d.linear_end, d.schedule, d.parameterization)
         self.llformer = LLformer(cfg, num_classes)
 
+    @property
+    def needs_landmarks(self) -> bool:
+        """DLNet consumes 68-point landmarks (the harness checks this before training/predicting)."""
+        return self.llformer.use_landmarks
+
     def check_input(self, images: Tensor) -> None:
         size = self.cfg.image_size
         if images.dim() != 4 or images.shape[1] != 3 or tuple(images.shape[-2:]) != (size, size):
@@ -154,6 +159,10 @@ class LLDif(nn.Module):
         self.student = LabelFreeLLDif(cfg, num_classes)
         self.stage = ""
         self.set_stage("0")
+
+    @property
+    def needs_landmarks(self) -> bool:
+        return self.student.needs_landmarks
 
     # --- stages ---------------------------------------------------------------------------------
     def stage_plan(self) -> list[StageSpec]:
