@@ -331,9 +331,10 @@ def build_face(shape: FaceShape, au: ActionUnits, pose: Pose, size: int, *,
     names = list(parts)
     counts = [len(parts[n]) for n in names]
     xy = np.concatenate([parts[n] for n in names]).astype(np.float64)
-    z = np.concatenate([
-        np.broadcast_to(np.asarray(depth[n], dtype=float), (len(parts[n]),)) if n in depth
-        else _head_depth(parts[n][:, 0], parts[n][:, 1]) for n in names])
+    z = _head_depth(xy[:, 0], xy[:, 1])  # the skull surface, unless a part sets its own depth
+    for name, start, count in zip(names, np.cumsum([0, *counts[:-1]]), counts):
+        if name in depth:
+            z[start:start + count] = depth[name]
     projected, px_per_unit = _project(xy, z, pose, size)
     split = np.split(projected, np.cumsum(counts)[:-1])
     curves = dict(zip(names, split))

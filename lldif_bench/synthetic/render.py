@@ -116,7 +116,7 @@ class _Canvas:
 
 
 def _c(colour) -> tuple[float, float, float]:
-    return tuple(float(v) for v in np.asarray(colour, dtype=np.float64).reshape(-1)[:3])
+    return tuple(np.asarray(colour, dtype=np.float64).ravel()[:3].tolist())
 
 
 def _hair_curves(shape: FaceShape, look: Look) -> dict[str, np.ndarray]:
@@ -197,11 +197,14 @@ def render_face(spec: FaceSpec, size: int) -> RenderedFace:
     small = cv2.GaussianBlur(small, (0, 0), 0.14 * canvas.unit / 4)
     soft = cv2.resize(small, (big, big), interpolation=cv2.INTER_LINEAR)
     centre_x = float(lm[27:31, 0].mean() + 0.5) * SUPERSAMPLE
-    xs = (np.arange(big, dtype=np.float32) - centre_x) / canvas.unit
-    side = 1 + 0.5 * scene.light_strength * np.cos(scene.light_angle) * np.clip(xs, -1, 1)
-    shade = (1 - scene.face_contrast) + scene.face_contrast * np.clip(soft * 1.6, 0, 1)
-    shade = shade * side[None, :]
-    canvas.img *= (1 + mask * (shade - 1))[..., None]
+    region = canvas.region([face_outline], 0.0)  # outside the face the factor is exactly 1
+    if region is not None:
+        rows, cols = region
+        xs = (np.arange(cols.start, cols.stop, dtype=np.float32) - centre_x) / canvas.unit
+        side = 1 + 0.5 * scene.light_strength * np.cos(scene.light_angle) * np.clip(xs, -1, 1)
+        shade = (1 - scene.face_contrast) + scene.face_contrast * np.clip(soft[rows, cols] * 1.6, 0, 1)
+        shade = shade * side[None, :]
+        canvas.img[rows, cols] *= (1 + mask[rows, cols] * (shade - 1))[..., None]
 
     # --- folds and wrinkles (geometry-driven; opacity from the action units) -------------------
     dark = skin * 0.62
