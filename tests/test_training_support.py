@@ -90,7 +90,7 @@ class ToyStaged(ToyNet):
         return out + self.extra(f) if self.extra is not None else out
 
 
-def _build_toy(num_classes, *, num_train, pretrained=None, dropout: float = 0.0):
+def _build_toy(num_classes, *, num_train, pretrained=None, dropout: float = 0.0, image_size: int = 32):
     return ToyNet(num_classes, dropout)
 
 
@@ -98,7 +98,7 @@ _build_toy.DEFAULTS = {"lr": 0.02, "epochs": 3, "batch_size": 16, "image_size": 
                        "scheduler_params": {}, "notes": "test toy"}
 
 
-def _build_staged(num_classes, *, num_train, pretrained=None):
+def _build_staged(num_classes, *, num_train, pretrained=None, image_size: int = 32):
     return ToyStaged(num_classes)
 
 

@@ -93,18 +93,20 @@ def sample_params(n: int, size: int, cfg: AugmentConfig, generator: torch.Genera
     return AugmentParams(flip, box.float(), bright.float(), contrast.float(), sat.float(), hue.float(), erase)
 
 
-def normalize(images01: Tensor) -> Tensor:
-    """ImageNet mean/std normalisation of ``(B, 3, H, W)`` images in [0, 1]."""
-    mean = images01.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-    std = images01.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
-    return (images01 - mean) / std
+def normalize(images: Tensor, input_scale: float = 1.0) -> Tensor:
+    """ImageNet mean/std normalisation of ``(B, 3, H, W)`` images whose values × ``input_scale`` lie in
+    [0, 1] (``input_scale=1/255`` normalises raw 0–255 values), in one fused multiply-add pass."""
+    std = images.new_tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    bias = (-images.new_tensor(IMAGENET_MEAN).view(1, 3, 1, 1) / std).expand(images.shape[0], 3, 1, 1)
+    return torch.addcmul(bias, images, input_scale / std)
 
 
-def augment_images(images01: Tensor, p: AugmentParams) -> Tensor:
-    """Apply ``p`` to ``(B, 3, S, S)`` images in [0, 1]; returns ImageNet-normalised images."""
-    b, _, s, _ = images01.shape
-    p = p.to(images01.device)
-    x = images01
+def augment_images(images: Tensor, p: AugmentParams, *, input_scale: float = 1.0) -> Tensor:
+    """Apply ``p`` to ``(B, 3, S, S)`` float images (values × ``input_scale`` in [0, 1]); returns
+    ImageNet-normalised images. Passing raw 0–255 floats with ``input_scale=1/255`` saves a pass."""
+    b, _, s, _ = images.shape
+    p = p.to(images.device)
+    x = images
     # geometry: crop box and flip as one affine resampling (align_corners: box corners → output corners)
     full = p.box.new_tensor([0.0, 0.0, s - 1.0, s - 1.0])
     if bool(p.flip.any() or (p.box != full).any()):
@@ -120,19 +122,20 @@ def augment_images(images01: Tensor, p: AugmentParams) -> Tensor:
     # colour (torchvision semantics: brightness scales, contrast blends with the grey mean)
     if bool((p.brightness != 1).any() or (p.contrast != 1).any() or (p.saturation != 1).any()
             or (p.hue != 0).any()):
-        x = (x * p.brightness.view(b, 1, 1, 1).to(x.dtype)).clamp(0, 1)
+        x = (x * (p.brightness.view(b, 1, 1, 1).to(x.dtype) * input_scale)).clamp(0, 1)
+        input_scale = 1.0
         grey = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).mean(dim=(1, 2)).view(b, 1, 1, 1)
         c = p.contrast.view(b, 1, 1, 1).to(x.dtype)
         x = (c * x + (1 - c) * grey).clamp(0, 1)
         x = adjust_saturation(x, p.saturation.to(x.dtype)).clamp(0, 1)
         x = adjust_hue(x, p.hue.to(x.dtype)).clamp(0, 1)
-    x = normalize(x)
+    x = normalize(x, input_scale)
     # erasing (after normalisation, value 0 = the mean colour, as torchvision's RandomErasing)
     coords = torch.arange(s, device=x.device)
     ex0, ey0, ex1, ey1 = (t.view(b, 1, 1) for t in p.erase.unbind(1))
     inside = ((coords.view(1, 1, s) >= ex0) & (coords.view(1, 1, s) < ex1)
               & (coords.view(1, s, 1) >= ey0) & (coords.view(1, s, 1) < ey1))
-    return x.masked_fill(inside.unsqueeze(1), 0.0)
+    return x.masked_fill_(inside.unsqueeze(1), 0.0) if bool(p.erase.any()) else x
 
 
 def transform_landmarks(points: Tensor, p: AugmentParams, size: int) -> Tensor:

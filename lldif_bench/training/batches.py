@@ -120,18 +120,18 @@ class PackedBatches:
         images = torch.from_numpy(arrays["image"])
         if dev.type == "cuda":
             images = images.pin_memory()
-        x = images.to(dev, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+        x = images.to(dev, non_blocking=True).permute(0, 3, 1, 2).float()  # 0–255; scaled in the fused normalise
         landmarks = None
         if "landmarks" in arrays:
             landmarks = torch.from_numpy(np.ascontiguousarray(arrays["landmarks"])).to(dev)
         if self.train and self.augment is not None:
             params = sample_params(global_n, self.size, self.augment, generator(self.seed, stage, epoch, step))
             params = params[chunk(global_n, self.ctx.rank, self.ctx.world_size)]
-            x = augment_images(x, params)
+            x = augment_images(x, params, input_scale=1 / 255)
             if landmarks is not None:
                 landmarks = transform_landmarks(landmarks, params, self.size)
         else:
-            x = normalize(x)
+            x = normalize(x, 1 / 255)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         batch: dict[str, Any] = {

@@ -160,7 +160,8 @@ def build_method(cfg: RunConfig, num_classes: int, num_train: int) -> nn.Module:
 
     builder = load_all_methods().get(cfg.method)
     torch.manual_seed(cfg.seed)
-    model = builder(num_classes, num_train=num_train, pretrained=cfg.pretrained, **cfg.method_options)
+    options = {"image_size": cfg.image_size, **cfg.method_options}  # methods that size layers by input read it
+    model = builder(num_classes, num_train=num_train, pretrained=cfg.pretrained, **options)
     if not isinstance(model, nn.Module):
         raise UserError(f"method {cfg.method!r} built a {type(model).__name__}, not an nn.Module")
     return model
