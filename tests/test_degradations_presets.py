@@ -88,7 +88,7 @@ def xmp_with(**attrs: str) -> str:
 # ------------------------------------------------------------------ sampling
 
 def test_builtin_presets_exist_and_serialise():
-    assert {"paper", "paper-fixed", "realistic"} <= set(BUILTIN_PRESETS.names())
+    assert {"paper", "paper-fixed", "paper-kosugi", "realistic"} <= set(BUILTIN_PRESETS.names())
     for name in BUILTIN_PRESETS.names():
         p = load_preset(name)
         d = json.loads(json.dumps(p.to_dict()))
@@ -133,13 +133,14 @@ def test_switching_a_parameter_off_keeps_other_draws(tmp_path):
     assert "d_temp" not in b and b["wb_mode"] == "none"
 
 
-def test_paper_preset_gives_a_dark_histogram():
+@pytest.mark.parametrize("name", ["paper", "paper-kosugi"])
+def test_paper_presets_give_a_dark_histogram(name):
     """Fig. 1 property: most pixels at the dark end (design note section 6.2)."""
     g = torch.Generator().manual_seed(0)
     clear = torch.clamp(torch.normal(0.45, 0.2, (16, 3, 12, 12), generator=g), 0, 1)
     clear = torch.nn.functional.interpolate(clear, size=(48, 48), mode="bilinear")
     x = (clear * 255).round().to(torch.uint8)
-    p = load_preset("paper")
+    p = load_preset(name)
     out = degrade_batch_uint8(x, [p.sample(0, f"{i}.png") for i in range(16)], preset=p).float() / 255
     luma = out[:, 0] * 0.2126 + out[:, 1] * 0.7152 + out[:, 2] * 0.0722
     assert 0.05 <= float(luma.mean()) <= 0.25
