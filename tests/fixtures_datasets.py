@@ -1,7 +1,7 @@
 """Tiny fake datasets in the exact official layouts (shared/design/datasets.md §1.6, §2.6, §3.5).
 
-Importable by any test: ``from tests.fixtures_datasets import make_rafdb`` (or put ``tests`` on the
-path). Every builder writes under the folder it is given and returns the path to pass as ``--src``.
+Importable by any test as ``from fixtures_datasets import make_rafdb`` (pytest puts ``tests/`` on
+sys.path for test files; scripts insert it themselves, see benchmarks/bench_make_dataset.py). Every builder writes under the folder it is given and returns the path to pass as ``--src``.
 Images carry their label in their colour (hue = label / 7) plus a little noise, so a tiny model can
 learn them.
 """
