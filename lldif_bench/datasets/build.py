@@ -216,7 +216,10 @@ def build_lowlight(dataset: Dataset, out: Path, *, preset="paper", seed: int = 0
     shard = parse_shard(shard)
     check_landmarks(landmarks)
     preset = _load_preset(preset)
-    dev = resolve_device(device)
+    try:
+        dev = resolve_device(device)
+    except RuntimeError as err:  # e.g. --device cuda without CUDA
+        raise UserError(str(err)) from None
     dataset.records()  # parse labels now: a wrong layout fails before OUT is touched
     settings = _settings(dataset, preset, seed, dev.type, limit, image_format, jpeg_quality, shard)
     card = _prepare_out(out, settings, overwrite)
