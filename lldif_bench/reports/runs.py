@@ -122,6 +122,22 @@ def _variant_of(row: pd.Series, root: Path) -> str:
     return ""
 
 
+KNOWN_DATASETS = ("rafdb", "ferplus", "kdef", "synthetic")
+
+
+def _dataset_from_run(row: pd.Series, root: Path) -> str:
+    """A row's dataset key; when its name is not recognised (e.g. RAF-DB's ``basic`` folder), the
+    dataset root recorded in the run's ``config.yaml`` is tried."""
+    key = dataset_key(row["dataset_name"])
+    run_dir = row.get("run_dir")
+    if key in KNOWN_DATASETS or not isinstance(run_dir, str) or not run_dir:
+        return key
+    path = Path(run_dir)
+    path = path if path.is_absolute() or path.exists() else root / path
+    data_root = find_key(read_config(path).get("dataset", {}), "root")
+    return dataset_key(str(data_root)) if data_root and dataset_key(str(data_root)) in KNOWN_DATASETS else key
+
+
 def read_leaderboard(path: str | Path) -> pd.DataFrame:
     """The leaderboard as a normalised frame.
 
@@ -152,6 +168,8 @@ def read_leaderboard(path: str | Path) -> pd.DataFrame:
         frame["run_dir"] = ""
     frame["run_dir"] = frame["run_dir"].fillna("").astype(str)
     root = csv.parent
+    if len(frame):
+        frame["dataset"] = [_dataset_from_run(row, root) for _, row in frame.iterrows()]
     frame["variant"] = [_variant_of(row, root) for _, row in frame.iterrows()] if len(frame) else []
     bad = frame["accuracy"].isna()
     if bad.any():
