@@ -250,12 +250,24 @@ def imagenet_weights_file() -> Path:
                     "checkpoint such as resnet18_msceleb.pth, or use --pretrained scratch")
 
 
+# Face-recognition ResNet-18 files the official repos use: named here only to say where they come from.
+USER_SUPPLIED = {
+    "msceleb": "resnet18_msceleb.pth (MS-Celeb-1M ResNet-18 of the RUL/DAN/DACL/EAC repos; Google Drive id "
+               "1u2NtY-5DVlTunfN4yxfxys5n8uh7sc3n per DAN's README)",
+    "dream": "ijba_res18_naive.pth.tar (DREAM's MS-Celeb-1M ResNet-18 used by SCN/RAN)",
+}
+
+
 def resolve_pretrained(pretrained: str | Path | None) -> Path | None:
     """``None``/``scratch`` → None; ``imagenet`` → the cached torchvision file; else the path."""
-    if pretrained is None or str(pretrained).strip().lower() in SCRATCH_NAMES:
+    key = "" if pretrained is None else str(pretrained).strip().lower()
+    if key in SCRATCH_NAMES:
         return None
-    if str(pretrained).strip().lower() == "imagenet":
+    if key == "imagenet":
         return imagenet_weights_file()
+    if key in USER_SUPPLIED and not Path(str(pretrained)).expanduser().exists():
+        raise UserError(f"'{pretrained}' weights are never downloaded: get {USER_SUPPLIED[key]} yourself "
+                        "and pass --pretrained PATH to the file")
     return Path(pretrained).expanduser()
 
 

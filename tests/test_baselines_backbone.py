@@ -92,6 +92,8 @@ def test_mostly_missing_file_fails(tmp_path, torchvision_state):
 def test_unreadable_or_missing_files_fail_clearly(tmp_path):
     with pytest.raises(UserError, match="does not exist"):
         build_trunk(str(tmp_path / "nope.pth"))
+    with pytest.raises(UserError, match="resnet18_msceleb.pth"):
+        build_trunk("msceleb")
     (tmp_path / "bad.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(UserError, match="cannot read checkpoint"):
         build_trunk(str(tmp_path / "bad.pth"))
