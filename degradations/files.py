@@ -78,6 +78,8 @@ def plan_jobs(inputs: Iterable[Path], out: Path, image_format: str = "same") -> 
     inputs and two inputs that would write the same output file."""
     if image_format not in IMAGE_FORMATS:
         raise UserError(f"--image-format must be one of {', '.join(IMAGE_FORMATS)}, got {image_format!r}")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} exists and is not a folder")
     out_r = out.resolve()
     jobs: list[Job] = []
     for given in inputs:
@@ -131,7 +133,10 @@ def degrade_files(inputs: Iterable[Path], out: Path, preset: Preset, *, seed: in
     if batch_size < 1:
         raise UserError(f"--batch-size must be at least 1, got {batch_size}")
     jobs = plan_jobs(inputs, out, image_format)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"cannot create the output folder {out}: {err.strerror or err}") from None
     report = DegradeReport()
     rows: list[dict] = []
     device = torch.device(device)
@@ -163,7 +168,11 @@ def degrade_files(inputs: Iterable[Path], out: Path, preset: Preset, *, seed: in
                     except (ValueError, ImageDecodeError) as err:
                         report.skip(job.src, f"cannot encode as {job.fmt}: {err}")
                         continue
-                    atomic_write_bytes(out / job.dst_rel, data)
+                    try:
+                        atomic_write_bytes(out / job.dst_rel, data)
+                    except OSError as err:
+                        report.skip(job.src, f"cannot write: {err.strerror or err}")
+                        continue
                     report.written += 1
                     rows.append({"src": str(job.src), "key": job.rel, "dst": job.dst_rel,
                                  "dst_sha256": hashlib.sha256(data).hexdigest(), "params": p})

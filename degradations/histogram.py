@@ -112,6 +112,9 @@ def plot_histograms(sets: list[HistogramSet], out: Path) -> None:
             ax.set_xlim(0, 255)
             ax.set_xlabel("pixel value")
             ax.set_ylabel("frequency")
-            ax.legend(fontsize=8)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=8)
+        if not any(hs.counts[ch].sum() for ch in ("R", "G", "B")):
+            row[0].text(0.5, 0.5, "grey images: luminance only", ha="center", transform=row[0].transAxes)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=120)

@@ -67,6 +67,9 @@ def test_degrade_refuses_out_inside_input_and_bad_preset(tmp_path):
     assert r.exit_code != 0 and "unknown preset" in r.output and "Traceback" not in r.output
     r = run(["degrade", str(tmp_path / "missing"), "--out", str(tmp_path / "o")])
     assert r.exit_code != 0 and "does not exist" in r.output
+    (tmp_path / "a_file").write_text("x")
+    r = run(["degrade", str(src), "--out", str(tmp_path / "a_file")])
+    assert r.exit_code != 0 and "not a folder" in r.output and "Traceback" not in r.output
 
 
 def test_degrade_image_format_conversion(tmp_path):

@@ -39,9 +39,13 @@ def command(ctx: click.Context, inputs: tuple[Path, ...], out: Path, preset: str
     from degradations import load_preset
     from degradations.files import degrade_files
     from lldif_bench.device import resolve_device
+    from lldif_bench.errors import UserError
 
     seed = resolved(ctx, "seed", seed) or 0
-    dev = resolve_device(resolved(ctx, "device", device))
+    try:
+        dev = resolve_device(resolved(ctx, "device", device))
+    except RuntimeError as err:
+        raise UserError(str(err)) from None
     p = load_preset(preset)
     report = degrade_files(inputs, out, p, seed=seed, image_format=image_format, device=dev,
                            batch_size=batch_size, progress=sys.stderr.isatty())
