@@ -327,3 +327,18 @@ def test_gradients_flow_through_whole_pipeline():
     def f(img, *vals):
         return degrade(img, dict(zip(params, vals)))
     assert torch.autograd.gradcheck(f, (x, *params.values()), fast_mode=True)
+
+
+def test_module_wrappers_match_the_functional_ops():
+    from degradations.modules import Degrade, Exposure, HighlightsShadows, WhiteBalance
+
+    lin = smooth_images(b=2, dtype=F64)
+    ev = torch.tensor([-1.0, -2.0], dtype=F64)
+    assert torch.equal(Exposure()(lin, ev), adjust_exposure(lin, ev))
+    h, s = torch.tensor([-60.0, 10.0], dtype=F64), torch.tensor([-20.0, -80.0], dtype=F64)
+    assert torch.equal(HighlightsShadows()(lin, h, s), highlights_shadows(lin, h, s))
+    wb = {"d_temp": torch.tensor([30.0, -30.0], dtype=F64), "d_tint": torch.zeros(2, dtype=F64)}
+    out = WhiteBalance()(lin, wb)
+    assert float(out[0, 0].mean() / out[0, 2].mean()) > float(lin[0, 0].mean() / lin[0, 2].mean())
+    x = smooth_images(b=2)
+    assert torch.equal(Degrade()(x, STRONG[:2]), degrade(x, STRONG[:2]))
