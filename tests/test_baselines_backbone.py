@@ -17,7 +17,7 @@ from baselines.backbone import (
     load_trunk_weights,
 )
 from lldif_bench.errors import UserError
-from lldif_bench.methods import load_all_methods
+from lldif_bench.methods import METHODS
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +130,7 @@ def test_imagenet_cached_file_is_used(tmp_path, monkeypatch, no_network, torchvi
 
 def test_method_builders_pass_pretrained_through(tmp_path, torchvision_state):
     torch.save({"state_dict": torchvision_state}, tmp_path / "r18.pth")
-    model = load_all_methods().get("scn")(7, num_train=4, pretrained=str(tmp_path / "r18.pth"))
+    model = METHODS.get("scn")(7, num_train=4, pretrained=str(tmp_path / "r18.pth"))
     assert model.init_report is not None and model.init_report.fraction == 1.0
     assert model.init_report.as_dict()["loaded"] == len(model.init_report.loaded)
-    assert load_all_methods().get("resnet18")(7, num_train=4, pretrained="scratch").init_report is None
+    assert METHODS.get("resnet18")(7, num_train=4, pretrained="scratch").init_report is None

@@ -11,9 +11,7 @@ import torch.nn.functional as F
 from baselines import arm, dacl, dan, eac, manet, posterpp, rul, scn
 from baselines.backbone import TrunkOutput
 from lldif_bench.errors import UserError
-from lldif_bench.methods import load_all_methods
-
-METHODS = load_all_methods()
+from lldif_bench.methods import METHODS  # filled by importing ``baselines`` above
 
 
 @pytest.fixture(autouse=True)

@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lldif_bench.methods import load_all_methods
+import baselines  # noqa: F401  (registers the baseline methods)
+from lldif_bench.methods import METHODS
 
-METHODS = load_all_methods()
 # every method registered by the ``baselines`` package (LLDif, multi-stage, has its own tests)
 NAMES = [n for n in METHODS.names() if METHODS.get(n).__module__.startswith("baselines.")]
 RECIPE_KEYS = {"optimizer", "lr", "weight_decay", "epochs", "batch_size", "scheduler", "scheduler_params",
