@@ -70,3 +70,12 @@ def test_cli_reports_bad_values_in_one_line(tmp_path):
     result = CliRunner().invoke(main, ["run", "--method", "toy-test", "--data", str(tmp_path / "nothing"),
                                        "--epochs", "1"])
     assert result.exit_code != 0 and "does not exist" in result.output and "Traceback" not in result.output
+
+
+def test_methods_command_lists_registered_methods():
+    from lldif_bench.cli.main import main
+
+    result = CliRunner().invoke(main, ["methods"])
+    assert result.exit_code == 0, result.output
+    lines = {line.split()[0]: line for line in result.output.splitlines()}
+    assert "toy-test" in lines and "[stages: warm, tune]" in lines["toy-staged-test"]

@@ -21,7 +21,7 @@ def _writer(path: str, who: str, n: int) -> None:
 
 def test_two_concurrent_writers_never_corrupt_the_leaderboard(tmp_path):
     path = str(tmp_path / "runs" / "leaderboard.csv")
-    ctx = mp.get_context("spawn")
+    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
     procs = [ctx.Process(target=_writer, args=(path, who, 40)) for who in ("a", "b")]
     for p in procs:
         p.start()

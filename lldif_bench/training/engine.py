@@ -24,6 +24,7 @@ run replays exactly what an uninterrupted one computes without carrying RNG stat
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import json
 import logging
@@ -438,6 +439,7 @@ def run_training(config: RunConfig) -> Path:
     Works in one process or under torchrun (DDP, rank 0 writes). See the module docstring.
     """
     config.validate()
+    config = dataclasses.replace(config, data=str(Path(config.data).expanduser().resolve()))
     ctx = init_from_env(config.device)
     try:
         return _run(config, ctx)
