@@ -219,6 +219,8 @@ def degrade_batch_uint8(images: torch.Tensor, params_list: Sequence[Mapping[str,
     # Results are batch-invariant, so the CPU path may work in cache-sized chunks.
     b, c, h, w = images.shape
     step = b if images.device.type != "cpu" else max(1, CPU_CHUNK_ELEMENTS // (c * h * w))
+    if b == 0:
+        return images.clone()
     outs = []
     with torch.no_grad():
         for s in range(0, b, step):
