@@ -144,3 +144,19 @@ def test_cli_report(tmp_path, board):
     assert set(frame.table) == {2}
     result = CliRunner().invoke(main, ["report", "--runs", str(tmp_path / "none")])
     assert result.exit_code != 0 and "no leaderboard" in result.output
+
+
+def test_dataset_key_from_recorded_root(tmp_path):
+    """A folder name that says nothing (e.g. a demo's 'data') is resolved from the run's recorded
+    dataset root: the synthetic generator's card marks synthetic data, path names mark the rest."""
+    syn = tmp_path / "data" / "clear"
+    syn.mkdir(parents=True)
+    (syn / "synthetic.json").write_text("{}")
+    raf = tmp_path / "RAF-DB" / "basic"
+    raf.mkdir(parents=True)
+    for name, root in (("run-a", syn), ("run-b", raf)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.yaml").write_text(yaml.safe_dump({"dataset": {"root": str(root)}}))
+    board = _write_board(tmp_path, [_row("dan", "data", "clear", 0.5, 0, str(tmp_path / "run-a")),
+                                    _row("dan", "basic", "clear", 0.6, 0, str(tmp_path / "run-b"))])
+    assert board.dataset.tolist() == ["synthetic", "rafdb"]

@@ -125,9 +125,32 @@ def _variant_of(row: pd.Series, root: Path) -> str:
 KNOWN_DATASETS = ("rafdb", "ferplus", "kdef", "synthetic")
 
 
+SYNTHETIC_CARD = "synthetic.json"  # written by the synthetic generator next to its clear images
+
+
+def _key_of_root(data_root: str) -> str:
+    """Dataset key of a recorded dataset root: the synthetic generator's card (in the root, or in
+    the ``source`` a make-dataset copy's ``dataset.json`` names) marks synthetic data; otherwise the
+    path's folder names decide."""
+    root = Path(data_root)
+    candidates = [root]
+    card = root / "dataset.json"
+    if card.is_file():
+        try:
+            source = json.loads(card.read_text()).get("source")
+        except (json.JSONDecodeError, OSError):
+            source = None
+        if source:
+            candidates.append(Path(str(source)))
+    for cand in candidates:
+        if (cand / SYNTHETIC_CARD).is_file() or (cand / "clear" / SYNTHETIC_CARD).is_file():
+            return "synthetic"
+    return dataset_key(str(root))
+
+
 def _dataset_from_run(row: pd.Series, root: Path) -> str:
-    """A row's dataset key; when its name is not recognised (e.g. RAF-DB's ``basic`` folder), the
-    dataset root recorded in the run's ``config.yaml`` is tried."""
+    """A row's dataset key; when its name is not recognised (e.g. RAF-DB's ``basic`` folder, or a
+    demo folder), the dataset root recorded in the run's ``config.yaml`` is examined."""
     key = dataset_key(row["dataset_name"])
     run_dir = row.get("run_dir")
     if key in KNOWN_DATASETS or not isinstance(run_dir, str) or not run_dir:
@@ -135,7 +158,10 @@ def _dataset_from_run(row: pd.Series, root: Path) -> str:
     path = Path(run_dir)
     path = path if path.is_absolute() or path.exists() else root / path
     data_root = find_key(read_config(path).get("dataset", {}), "root")
-    return dataset_key(str(data_root)) if data_root and dataset_key(str(data_root)) in KNOWN_DATASETS else key
+    if not data_root:
+        return key
+    found = _key_of_root(str(data_root))
+    return found if found in KNOWN_DATASETS else key
 
 
 def read_leaderboard(path: str | Path) -> pd.DataFrame:
