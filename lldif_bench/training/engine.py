@@ -382,25 +382,29 @@ def _git_commit() -> str | None:
         return None
 
 
-def _prepare_run_dir(cfg: RunConfig, run_dir: Path, selected_state: Path) -> None:
-    """Create the run directory; an existing one needs --resume (or --overwrite, which deletes it),
-    except that ``--stage`` may start a stage that has no state yet in an existing run."""
+def _check_run_dir(cfg: RunConfig, run_dir: Path, selected_state: Path) -> None:
+    """An existing run directory needs --resume (or --overwrite), except that ``--stage`` may start a
+    stage that has no state yet; a resume must keep the settings that change what is computed."""
     saved = run_dir / "config.yaml"
-    if run_dir.exists() and any(run_dir.iterdir()):
-        new_stage = cfg.stage is not None and not selected_state.is_file()
-        if cfg.overwrite:
-            shutil.rmtree(run_dir)
-        elif not (cfg.resume or new_stage):
-            raise UserError(f"run directory {run_dir} already exists; pass --resume to continue it, "
-                            "--overwrite to replace it, or --name for a new one")
-        elif saved.is_file():
-            old = yaml.safe_load(saved.read_text()).get("config", {})
-            new = cfg.to_dict()
-            changed = sorted(k for k in new if k not in RESUME_FREE_KEYS and old.get(k) != new[k])
-            if changed:
-                diffs = "; ".join(f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in changed)
-                raise UserError(f"--resume with settings that differ from {saved}: {diffs}. Resume with the "
-                                "original settings, or start a new run (--name/--overwrite)")
+    if not (run_dir.exists() and any(run_dir.iterdir())) or cfg.overwrite:
+        return
+    new_stage = cfg.stage is not None and not selected_state.is_file()
+    if not (cfg.resume or new_stage):
+        raise UserError(f"run directory {run_dir} already exists; pass --resume to continue it, "
+                        "--overwrite to replace it, or --name for a new one")
+    if saved.is_file():
+        old = (yaml.safe_load(saved.read_text()) or {}).get("config", {})
+        new = json.loads(json.dumps(cfg.to_dict(), default=str))
+        changed = sorted(k for k in new if k not in RESUME_FREE_KEYS and old.get(k) != new[k])
+        if changed:
+            diffs = "; ".join(f"{k}: {old.get(k)!r} -> {new[k]!r}" for k in changed)
+            raise UserError(f"--resume with settings that differ from {saved}: {diffs}. Resume with the "
+                            "original settings, or start a new run (--name/--overwrite)")
+
+
+def _prepare_run_dir(cfg: RunConfig, run_dir: Path) -> None:
+    if cfg.overwrite and run_dir.exists():
+        shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
 
 
@@ -463,16 +467,16 @@ def _run(cfg: RunConfig, ctx: DistContext) -> Path:
                         f"({', '.join(s['name'] for s in stages)})")
     dataset_name, condition = describe_data(cfg.data)
     run_dir = Path(cfg.out) / run_name(cfg, dataset_name, condition)
+    # every rank runs the (read-only) checks, so a bad setting stops all of them, not only rank 0
+    _check_run_dir(cfg, run_dir, stage_dir(run_dir, stages, selected[0]) / ckpt.STATE)
+    barrier(ctx)
     if ctx.is_main:
-        _prepare_run_dir(cfg, run_dir, stage_dir(run_dir, stages, selected[0]) / ckpt.STATE)
+        _prepare_run_dir(cfg, run_dir)
     barrier(ctx)
     dataset = open_dataset(cfg.data)
-    if ctx.is_main:
-        packed = pack_dataset(dataset, cfg.image_size, cache_dir=cfg.cache_dir, workers=cfg.workers,
-                              progress=cfg.progress)
-    barrier(ctx)
-    if not ctx.is_main:
-        packed = pack_dataset(dataset, cfg.image_size, cache_dir=cfg.cache_dir, workers=cfg.workers, progress=False)
+    # the pack's file lock lets the first rank build it while the others wait, then reuse it
+    packed = pack_dataset(dataset, cfg.image_size, cache_dir=cfg.cache_dir, workers=cfg.workers,
+                          progress=cfg.progress and ctx.is_main)
     num_train, num_test = len(packed.split_indices("train")), len(packed.split_indices("test"))
     if num_train == 0 or num_test == 0:
         raise UserError(f"{cfg.data} has {num_train} usable train and {num_test} test images; both splits are needed")
@@ -512,9 +516,9 @@ def _run(cfg: RunConfig, ctx: DistContext) -> Path:
         histories[stages[k]["name"]] = outcome.history
         if ctx.is_main:
             _write_metrics(run_dir, histories)
-    trained_now = outcome is not None and any(
-        row.get("epoch", 0) > 0 for row in outcome.history[-1:]) and outcome.trained_epochs > 0
-    if selected[-1] == len(stages) - 1 and outcome is not None and (trained_now or not (run_dir / "results.json").is_file()):
+    trained_now = outcome is not None and outcome.trained_epochs > 0
+    if selected[-1] == len(stages) - 1 and outcome is not None and (
+            trained_now or not (run_dir / "results.json").is_file()):
         _finish(cfg, model, stages, run_dir, packed, ctx, outcome, extra, dataset_name, condition)
     barrier(ctx)
     return run_dir
