@@ -156,17 +156,22 @@ def highlights_shadows(lin: torch.Tensor, highlights: torch.Tensor, shadows: tor
     if not local:
         h1, s1 = highlights, shadows
     lum = luminance(lin)
-    base = blurred_lightness(lum, radius_frac, num) if local else None
     if num.name == "deterministic":
         wide = torch.float64
         y_knots = _lightness_knots(lin.device)
         gain = per_image_curve(lum, _gain_table(s1.to(wide) * k, h1.to(wide) * k, y_knots).to(dtype))
         if local:
+            # only the images whose sliders pass +-50 need the blurred mask (for the others the
+            # local factor is exactly 1), so compute it for that subset
+            sel = torch.nonzero((h2 != 0) | (s2 != 0)).flatten()
+            base = blurred_lightness(lum.index_select(0, sel), radius_frac, num)
             l_knots = torch.linspace(0.0, 1.0, CURVE_KNOTS + 1, dtype=wide, device=lin.device)
-            local_gain = per_image_curve(base, _gain_table(s2.to(wide) * k, h2.to(wide) * k,
-                                                           l_knots).to(dtype))
-            gain = gain * local_gain if gain.requires_grad else gain.mul_(local_gain)
+            table = _gain_table(s2.index_select(0, sel).to(wide) * k, h2.index_select(0, sel).to(wide) * k,
+                                l_knots).to(dtype)
+            local_gain = gain.index_select(0, sel) * per_image_curve(base, table)
+            gain = gain.index_copy(0, sel, local_gain)
         return lin * gain
+    base = blurred_lightness(lum, radius_frac, num) if local else None
     lightness = num.lightness(lum)
     dark = 1.0 - lightness
     d_ev = ((s1.to(dtype) * k).view(-1, 1, 1, 1) * (dark * dark)
