@@ -19,7 +19,8 @@ from lldif_bench.cli.common import device_option, resolved
 @click.option("--runs", "runs_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"),
               show_default=True)
 @click.option("--seeds", default="0", show_default=True, help="Comma-separated seeds, e.g. 0,1,2.")
-@click.option("--dry-run", is_flag=True, help="Print the plan and the estimated cost; run nothing.")
+@click.option("--dry-run", is_flag=True,
+              help="Print the plan and the estimated cost; run nothing (only the throughput cache is written).")
 @click.option("--measure/--no-measure", default=True, show_default=True,
               help="Measure each method's training img/s (cached in RUNS/throughput.json) for the estimate.")
 @click.option("--throughput-batch", type=int, default=8, show_default=True,

@@ -149,6 +149,11 @@ def infer(run: LoadedRun, images: np.ndarray, landmarks: np.ndarray | None, batc
 
 
 def cache_dir_for(run_dir: Path, data_dir: str | Path, tag: str = "") -> Path:
+    """Cache folder of one (run weights, data folder): a retrained or resumed run gets a new one."""
+    weights = Path(run_dir) / "checkpoints" / "last.safetensors"
+    if weights.is_file():
+        stat = weights.stat()
+        tag = f"{tag}|{stat.st_size}|{stat.st_mtime_ns}"
     resolved = str(Path(data_dir).resolve())
     name = re.sub(r"[^A-Za-z0-9_.+-]+", "_", Path(resolved).name) or "data"
     digest = hashlib.sha256((resolved + "|" + tag).encode()).hexdigest()[:8]

@@ -215,6 +215,23 @@ def save_throughput_cache(runs_dir: Path, cache: dict[str, dict]) -> None:
     atomic_write_bytes(runs_dir / THROUGHPUT_CACHE, json.dumps(cache, indent=1, sort_keys=True).encode())
 
 
+def _measured_rate(method: str, variant: str, runs_dir: Path, cache: dict[str, dict], device: str,
+                   batch: int) -> float | None:
+    """img/s from the cache, else measured now and cached; ``None`` when it cannot be measured."""
+    ckey = _throughput_key(method, variant, device, batch)
+    if ckey not in cache:
+        log.warning("measuring training throughput of %s%s on %s (cached in %s)", method,
+                    f" {variant}" if variant else "", device, runs_dir / THROUGHPUT_CACHE)
+        try:
+            rate = measure_train_throughput(method, variant, device, batch)
+        except (UserError, RuntimeError, ImportError) as err:  # e.g. a missing optional encoder, OOM
+            log.warning("could not measure %s: %s (its cost stays unestimated)", method, err)
+            return None
+        cache[ckey] = {"img_per_s": rate, "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        save_throughput_cache(runs_dir, cache)
+    return float(cache[ckey]["img_per_s"])
+
+
 def plan_table(number: int, data: dict[str, Path], runs_dir: Path, seeds: list[int],
                device: str | None = None, extra_args: list[str] | None = None, measure: bool = True,
                throughput_device: str = "cpu", throughput_batch: int = 8,
@@ -232,20 +249,14 @@ def plan_table(number: int, data: dict[str, Path], runs_dir: Path, seeds: list[i
             counts[dataset] = (count_train_images(data[dataset]), "counted")
         else:
             counts[dataset] = (PAPER_TRAIN_IMAGES.get(dataset), "paper")
-    speed: dict[tuple[str, str], float] = dict(throughput or {})
+    speed: dict[tuple[str, str], float | None] = dict(throughput or {})
     cache = load_throughput_cache(runs_dir) if measure and throughput is None else {}
     plan = []
     for cell in spec.cells():
         key = (cell.method, cell.variant)
         if measure and key not in speed:
-            ckey = _throughput_key(cell.method, cell.variant, throughput_device, throughput_batch)
-            if ckey not in cache:
-                log.warning("measuring training throughput of %s%s on %s (cached in %s)", cell.method,
-                            f" {cell.variant}" if cell.variant else "", throughput_device, runs_dir / THROUGHPUT_CACHE)
-                rate = measure_train_throughput(cell.method, cell.variant, throughput_device, throughput_batch)
-                cache[ckey] = {"img_per_s": rate, "measured": time.strftime("%Y-%m-%dT%H:%M:%S")}
-                save_throughput_cache(runs_dir, cache)
-            speed[key] = float(cache[ckey]["img_per_s"])
+            speed[key] = _measured_rate(cell.method, cell.variant, runs_dir, cache, throughput_device,
+                                        throughput_batch)
         for seed in seeds:
             name = run_name(cell.method, cell.variant, cell.dataset, cell.condition, seed)
             images, source = counts[cell.dataset]
