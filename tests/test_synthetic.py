@@ -41,13 +41,13 @@ def test_same_seed_gives_byte_identical_files_and_other_seeds_differ(tmp_path):
 
 
 def _files_of(root: Path, seed: int) -> dict[str, bytes]:
-    generate_synthetic(root, num_images=30, size=48, seed=seed, progress=False)
+    generate_synthetic(root, num_images=28, size=40, seed=seed, progress=False)
     return _files(root)
 
 
 def test_raf_db_layout_labels_and_landmark_file(tmp_path):
     root = tmp_path / "clear"
-    summary = generate_synthetic(root, num_images=60, size=64, seed=0, progress=False)
+    summary = generate_synthetic(root, num_images=60, size=48, seed=0, progress=False)
     raw = (root / "EmoLabel" / "list_patition_label.txt").read_bytes()
     assert not raw.endswith(b"\n") and b"\r" not in raw
     lines = raw.decode("ascii").split("\n")
@@ -68,7 +68,7 @@ def test_raf_db_layout_labels_and_landmark_file(tmp_path):
     images = sorted(p.name for p in (root / "Image" / "aligned").iterdir())
     assert images == sorted(n.replace(".jpg", "_aligned.jpg") for n in names)
     img = read_image(root / "Image" / "aligned" / "test_0001_aligned.jpg")
-    assert img.shape == (64, 64, 3) and img.dtype == np.uint8
+    assert img.shape == (48, 48, 3) and img.dtype == np.uint8
 
     with np.load(root / "landmarks.npz", allow_pickle=False) as lm:
         assert set(lm.files) == {"relpath", "points", "confidence", "status"}
@@ -77,7 +77,7 @@ def test_raf_db_layout_labels_and_landmark_file(tmp_path):
         assert lm["confidence"].dtype == np.float32 and (lm["confidence"] == 1).all()
         assert set(lm["status"]) == {"ground-truth"}
         pts = lm["points"]
-        assert (pts > -5).all() and (pts < 69).all()    # within (or just at the edge of) the image
+        assert (pts > -5).all() and (pts < 53).all()    # within (or just at the edge of) the image
 
 
 @pytest.mark.parametrize("n", [28, 29, 100, 700, 2000, 15339])
@@ -164,7 +164,7 @@ def test_cli_refuses_non_empty_out_unless_overwrite(tmp_path):
     out = tmp_path / "syn"
     out.mkdir()
     (out / "keep.txt").write_text("user file")
-    args = ["--out", str(out), "--num-images", "28", "--size", "40", "--seed", "1"]
+    args = ["--out", str(out), "--num-images", "28", "--size", "32", "--seed", "1"]
     r = CliRunner().invoke(command, args)
     assert r.exit_code != 0 and "--overwrite" in r.output and r.exception is not None
     assert not (out / "clear").exists()

@@ -93,9 +93,10 @@ class Pose:
 
 
 def sample_pose(rng: np.random.Generator) -> Pose:
-    return Pose(yaw=rng.uniform(-20, 20), pitch=rng.uniform(-10, 10), roll=rng.uniform(-12, 12),
-                scale=rng.uniform(0.88, 1.1), shift_x=rng.uniform(-0.04, 0.04),
-                shift_y=rng.uniform(-0.04, 0.04))
+    """Head turns as in the wild; roll, scale and shift small, as after RAF-DB's eye/mouth alignment."""
+    return Pose(yaw=rng.uniform(-20, 20), pitch=rng.uniform(-10, 10), roll=rng.uniform(-6, 6),
+                scale=rng.uniform(0.93, 1.07), shift_x=rng.uniform(-0.025, 0.025),
+                shift_y=rng.uniform(-0.025, 0.025))
 
 
 FRONTAL = Pose(yaw=0.0, pitch=0.0, roll=0.0, scale=1.0, shift_x=0.0, shift_y=0.0)
