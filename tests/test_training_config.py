@@ -79,3 +79,13 @@ def test_methods_command_lists_registered_methods():
     assert result.exit_code == 0, result.output
     lines = {line.split()[0]: line for line in result.output.splitlines()}
     assert "toy-test" in lines and "[stages: warm, tune]" in lines["toy-staged-test"]
+
+
+def test_stage_values_sit_between_method_defaults_and_user_settings():
+    spec = {"name": "warm", "epochs": 1, "lr": 0.05}
+    plain = resolve_config({"method": "toy-staged-test", "data": "d"})
+    assert (plain.epochs, plain.for_stage("warm", spec).epochs, plain.for_stage("warm", spec).lr) == (2, 1, 0.05)
+    user = resolve_config({"method": "toy-staged-test", "data": "d", "epochs": 3})
+    assert user.for_stage("warm", spec).epochs == 3 and user.for_stage("warm", spec).lr == 0.05
+    over = apply_overrides(user, {"stages": {"warm": {"epochs": 5}}}, "test")
+    assert over.for_stage("warm", spec).epochs == 5

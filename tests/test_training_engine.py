@@ -83,7 +83,7 @@ def test_resume_reaches_the_same_weights_as_an_uninterrupted_run(data, tmp_path)
 
 
 def test_stage_seam_trains_stages_in_order_with_their_own_settings(data, tmp_path):
-    common = {"method": "toy-staged-test", "data": str(data), "out": str(tmp_path), "epochs": 2,
+    common = {"method": "toy-staged-test", "data": str(data), "out": str(tmp_path),
               "augment": NO_AUG, "leaderboard": False}
     whole = run_training(quiet_config(**common, name="whole"))
     ck = whole / "checkpoints"
@@ -129,3 +129,26 @@ def test_predict_needs_no_labels(finished_run, data, tmp_path):
     train_preds = pd.read_csv(finished_run / "predictions.csv")
     mine = train_preds[train_preds["path"].str.startswith("test/happiness/")].sort_values("path")
     assert list(preds.sort_values("path")["p_happiness"].round(4)) == list(mine["p_happiness"].round(4))
+
+
+@pytest.mark.slow
+def test_every_registered_method_runs_through_the_harness(tmp_path):
+    """`run` for every registered method (one short epoch): results.json and a leaderboard row each."""
+    import numpy as np
+
+    from lldif_bench.landmarks.fallback import canonical_shape_in_crop
+    from lldif_bench.methods import load_all_methods
+
+    data = make_folder_dataset(tmp_path / "tinyfer", per_class_train=4, per_class_test=2, size=56)
+    rel = sorted(str(p.relative_to(data)) for p in data.rglob("*.png"))
+    np.savez(data / "landmarks.npz", relpath=np.array(rel),
+             points=np.repeat(canonical_shape_in_crop(56, 56)[None], len(rel), 0).astype(np.float32))
+    names = [n for n in load_all_methods().names() if not n.endswith("-test")]
+    for name in names:
+        extra = {"image_size": 112, "method_options": {"config": "tiny"}} if name == "lldif" else {"image_size": 64}
+        cfg = quiet_config(method=name, data=str(data), out=str(tmp_path / "runs"), epochs=1, batch_size=8,
+                           limit_batches=2, **extra)
+        run_dir = run_training(cfg)
+        assert (run_dir / "results.json").is_file(), name
+    board = pd.read_csv(tmp_path / "runs" / "leaderboard.csv")
+    assert sorted(board["method"]) == sorted(names)

@@ -102,7 +102,7 @@ def _build_staged(num_classes, *, num_train, pretrained=None, image_size: int = 
     return ToyStaged(num_classes)
 
 
-_build_staged.DEFAULTS = {"lr": 0.02, "batch_size": 16, "image_size": 32, "scheduler": "none", "scheduler_params": {}}
+_build_staged.DEFAULTS = {"lr": 0.02, "epochs": 2, "batch_size": 16, "image_size": 32, "scheduler": "none", "scheduler_params": {}}
 _build_staged.STAGES = ({"name": "warm", "epochs": 1, "lr": 0.05}, "tune")
 
 for _name, _builder in (("toy-test", _build_toy), ("toy-staged-test", _build_staged)):

@@ -99,6 +99,9 @@ class RunConfig:
     overwrite: bool = False
     leaderboard: bool = True
     command_line: str = ""
+    # Keys set by the config file or the command line (filled by resolve_config): they beat a
+    # multi-stage method's per-stage values, so `--epochs 2` shortens every stage of LLDif too.
+    user_set: list = field(default_factory=list)
 
     # ---------------------------------------------------------------------------------------------
     def validate(self) -> RunConfig:
@@ -152,7 +155,7 @@ class RunConfig:
         """This config with a stage's overrides applied: the method's stage spec, then ``stages``."""
         cfg = dataclasses.replace(self, optimizer_params=dict(self.optimizer_params),
                                   scheduler_params=dict(self.scheduler_params))
-        spec = {k: v for k, v in method_stage.items() if k != "name"}
+        spec = {k: v for k, v in method_stage.items() if k != "name" and k not in self.user_set}
         bad = sorted(set(spec) - STAGE_KEYS)
         if bad:
             raise UserError(f"the method's stage {stage!r} sets unknown key(s) {', '.join(bad)}")
@@ -179,7 +182,9 @@ def apply_overrides(cfg: RunConfig, values: Mapping[str, Any], where: str) -> Ru
                         f"{', '.join(known)}")
     cfg = dataclasses.replace(cfg)
     for key, value in values.items():
-        if key == "augment":
+        if key == "user_set":
+            cfg.user_set = list(value or [])
+        elif key == "augment":
             cfg.augment = _merge_augment(cfg.augment, value, where)
         elif key in ("optimizer_params", "scheduler_params", "method_options", "stages"):
             if value is None:
@@ -307,4 +312,5 @@ def resolve_config(cli: Mapping[str, Any], config_file: str | Path | None = None
     if config_file:
         cfg = apply_overrides(cfg, file_values, str(config_file))
     cfg = apply_overrides(cfg, cli, "command line")
+    cfg.user_set = sorted(set(file_values) | set(cli))
     return cfg.validate()

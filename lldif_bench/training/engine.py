@@ -70,7 +70,8 @@ log = logging.getLogger(__name__)
 SINGLE_STAGE = "main"
 # Config keys a resumed run may change (they do not change what is computed).
 RESUME_FREE_KEYS = frozenset({"device", "workers", "resume", "epochs", "out", "command_line", "overwrite",
-                              "compile", "progress", "cache_dir", "leaderboard", "stage", "name"})
+                              "compile", "progress", "cache_dir", "leaderboard", "stage", "name",
+                              "user_set"})
 
 
 # ----------------------------------------------------------------------------------------------------
