@@ -47,6 +47,15 @@ def timed(fn, device, iters: int, warmup: int = 1) -> float:
     return times[len(times) // 2]
 
 
+def counted_flops(fn) -> int:
+    """FLOPs of one call, counted by PyTorch's FlopCounterMode (matmul/conv/attention; load-independent)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
 def count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
@@ -60,6 +69,8 @@ def main() -> None:
     ap.add_argument("--steps", default="1,2,4,8,50", help="T values for the inference study")
     ap.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA)")
     ap.add_argument("--json", help="also write the figures to this file")
+    ap.add_argument("--flops", action="store_true",
+                    help="count FLOPs per image (FlopCounterMode) instead of timing: robust on a busy machine")
     args = ap.parse_args()
     device = resolve_device(args.device)
     torch.manual_seed(0)
@@ -94,16 +105,26 @@ def main() -> None:
             model.zero_grad(set_to_none=True)
         return run
 
+    if args.flops:
+        measure = lambda fn: counted_flops(fn) / b  # FLOPs per image
+    else:
+        measure = lambda fn: timed(fn, device, args.iters)  # seconds per batch
+    out["unit"] = "FLOPs per image" if args.flops else "seconds per batch"
     resnet.train()
-    t_res = timed(step_resnet, device, args.iters)
+    t_res = measure(step_resnet)
     timings = {}
     for stage in ("1", "2b"):
         model.set_stage(stage)
         model.train()
-        timings[stage] = timed(step_lldif(stage), device, args.iters)
-    out["train_img_s_resnet18"] = b / t_res
-    out["train_img_s_stage1"] = b / timings["1"]
-    out["train_img_s_stage2b"] = b / timings["2b"]
+        timings[stage] = measure(step_lldif(stage))
+    if args.flops:
+        out["train_gflop_per_image_resnet18"] = t_res / 1e9
+        out["train_gflop_per_image_stage1"] = timings["1"] / 1e9
+        out["train_gflop_per_image_stage2b"] = timings["2b"] / 1e9
+    else:
+        out["train_img_s_resnet18"] = b / t_res
+        out["train_img_s_stage1"] = b / timings["1"]
+        out["train_img_s_stage2b"] = b / timings["2b"]
     out["train_cost_ratio_stage2b_vs_resnet18"] = timings["2b"] / t_res
     out["train_cost_ratio_stage1_vs_resnet18"] = timings["1"] / t_res
 
@@ -116,16 +137,18 @@ def main() -> None:
             with amp:
                 model(batch)
 
-        t_s1 = timed(stage1_forward, device, args.iters)
+        t_s1 = measure(stage1_forward)
         z = torch.randn(b, model.cfg.epd_dim, device=device)
 
         def llformer_only():
             with amp:
                 model.student.llformer(x, z, lm)
 
-        t_llf = timed(llformer_only, device, args.iters)
-        out["stage1_forward_ms_per_batch"] = 1e3 * t_s1
-        out["llformer_forward_ms_per_batch"] = 1e3 * t_llf
+        t_llf = measure(llformer_only)
+        key = "gflop_per_image" if args.flops else "ms_per_batch"
+        scale = 1e-9 if args.flops else 1e3
+        out[f"stage1_forward_{key}"] = scale * t_s1
+        out[f"llformer_forward_{key}"] = scale * t_llf
         infer = {}
         cfg = model.cfg
         for steps in (int(s) for s in args.steps.split(",")):
@@ -139,8 +162,8 @@ def main() -> None:
                 with amp:
                     model.student(x, lm)
 
-            t = timed(infer_fn, device, args.iters)
-            infer[steps] = {"ms_per_batch": 1e3 * t, "vs_stage1_forward": t / t_s1, "vs_llformer": t / t_llf}
+            t = measure(infer_fn)
+            infer[steps] = {key: scale * t, "vs_stage1_forward": t / t_s1, "vs_llformer": t / t_llf}
         out["inference"] = infer
     print(json.dumps(out, indent=1))
     if args.json:
