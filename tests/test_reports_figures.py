@@ -107,3 +107,31 @@ def test_bad_figure_inputs(tmp_path):
         evidence.read_predictions(tmp_path / "p.csv")
     with pytest.raises(UserError, match="at least 5"):
         figures.tsne_embed(np.zeros((3, 4)))
+
+
+def test_plot_cli_from_files(tmp_path):
+    from click.testing import CliRunner
+
+    from lldif_bench.cli.main import main
+
+    runner = CliRunner()
+    f, y = _blobs()
+    evidence.save_features(tmp_path / "a.npz", f, y, "LLDif", "clear")
+    result = runner.invoke(main, ["plot", "tsne", "--features", f"SCN@low-light={tmp_path / 'a.npz'}",
+                                  "--out", str(tmp_path / "fig5.png")])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "fig5.png").stat().st_size > 1000 and (tmp_path / "fig5.pdf").is_file()
+    _predictions(tmp_path / "p.csv", 0, 0.7)
+    result = runner.invoke(main, ["plot", "confidence", "--predictions", f"DAN@clear={tmp_path / 'p.csv'}",
+                                  "--out", str(tmp_path / "fig6.png")])
+    assert result.exit_code == 0, result.output
+    assert "mean confidence" in result.output and (tmp_path / "fig6.png").is_file()
+    pd.DataFrame({"iterations": [1, 4], "accuracy": [50.0, 70.0]}).to_csv(tmp_path / "it.csv", index=False)
+    result = runner.invoke(main, ["plot", "iterations", "--csv", str(tmp_path / "it.csv"), "--out",
+                                  str(tmp_path / "fig8.png")])
+    assert result.exit_code == 0 and (tmp_path / "fig8.png").is_file()
+    result = runner.invoke(main, ["plot", "confidence", "--predictions", str(tmp_path / "p.csv"), "--out",
+                                  str(tmp_path / "x.png")])
+    assert result.exit_code != 0 and "METHOD@CONDITION" in result.output
+    result = runner.invoke(main, ["plot", "tsne", "--out", str(tmp_path / "y.png")])
+    assert result.exit_code != 0 and "--features" in result.output
