@@ -160,3 +160,22 @@ def test_dataset_key_from_recorded_root(tmp_path):
     board = _write_board(tmp_path, [_row("dan", "data", "clear", 0.5, 0, str(tmp_path / "run-a")),
                                     _row("dan", "basic", "clear", 0.6, 0, str(tmp_path / "run-b"))])
     assert board.dataset.tolist() == ["synthetic", "rafdb"]
+
+
+def test_best_epoch_metric_reads_results_json(tmp_path):
+    import json
+
+    from lldif_bench.reports.runs import apply_metric
+
+    for name, best in (("r0", 0.81), ("r1", None)):
+        (tmp_path / name).mkdir()
+        results = {"final": {"accuracy": 0.7}, "best": {"epoch": 3, "accuracy": best} if best else {}}
+        (tmp_path / name / "results.json").write_text(json.dumps(results))
+    board = _write_board(tmp_path, [_row("dan", "rafdb", "low-light", 0.70, 0, str(tmp_path / "r0")),
+                                    _row("dan", "rafdb", "low-light", 0.75, 1, str(tmp_path / "r1"))])
+    best = apply_metric(board, "best-epoch", tmp_path)
+    assert best.accuracy.tolist() == pytest.approx([81.0])  # r1 has no best accuracy: left out, counted
+    dan = _cell(build_table(get_table(2), best, "best", metric="best-epoch"), "LL-RAF-DB", "DAN")
+    assert dan.ours == pytest.approx(81.0) and dan.runs == 1
+    assert "best-epoch" in to_markdown(build_tables([2], best, metric="best-epoch"))
+    assert apply_metric(board, "final", tmp_path).accuracy.tolist() == pytest.approx([70.0, 75.0])

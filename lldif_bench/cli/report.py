@@ -20,10 +20,13 @@ TABLE_CHOICES = ("1", "2", "3", "4", "5", "all")
               help="Write here instead of printing.")
 @click.option("--aggregate", type=click.Choice(("best", "mean")), default="best", show_default=True,
               help="Over seeds: the best run, or mean ± sample std.")
+@click.option("--metric", type=click.Choice(("final", "best-epoch")), default="final", show_default=True,
+              help="Our number: the final epoch's accuracy (leaderboard), or the best epoch's from each "
+                   "run's results.json (picked on the test split, as the original papers report).")
 @click.option("--synthetic-reference", type=click.Choice(("rafdb", "none")), default="rafdb", show_default=True,
               help="Paper column for synthetic-data rows: the RAF-DB reference of the same condition "
                    "(a proxy), or empty.")
-def command(runs_dir: Path, table: str, fmt: str, out: Path | None, aggregate: str,
+def command(runs_dir: Path, table: str, fmt: str, out: Path | None, aggregate: str, metric: str,
             synthetic_reference: str) -> None:
     """Build the paper's tables from finished runs: columns method, ours, paper, Δ, runs.
 
@@ -36,12 +39,12 @@ def command(runs_dir: Path, table: str, fmt: str, out: Path | None, aggregate: s
       lldif-bench report --table 2 --aggregate mean --format csv --out table2.csv
     """
     from lldif_bench.imageio import atomic_write_bytes
-    from lldif_bench.reports.runs import read_leaderboard
+    from lldif_bench.reports.runs import apply_metric, read_leaderboard
     from lldif_bench.reports.tables import build_tables, to_csv, to_markdown
 
-    board = read_leaderboard(runs_dir)
+    board = apply_metric(read_leaderboard(runs_dir), metric, runs_dir)
     numbers = [1, 2, 3, 4, 5] if table == "all" else [int(table)]
-    tables = build_tables(numbers, board, aggregate, synthetic_reference)
+    tables = build_tables(numbers, board, aggregate, synthetic_reference, metric)
     text = to_markdown(tables, synthetic_reference) if fmt == "md" else to_csv(tables)
     if out is None:
         click.echo(text, nl=False)

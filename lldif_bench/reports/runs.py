@@ -204,6 +204,38 @@ def read_leaderboard(path: str | Path) -> pd.DataFrame:
     return frame.reset_index(drop=True)
 
 
+METRICS = ("final", "best-epoch")
+
+
+def apply_metric(board: pd.DataFrame, metric: str, root: str | Path) -> pd.DataFrame:
+    """Set ``accuracy`` to the chosen metric: ``final`` (the leaderboard's, last epoch) or
+    ``best-epoch`` (``results.json`` → ``best.accuracy``: the epoch picked on the test split, as the
+    original papers report; optimistic). Rows whose run has no such number are dropped and counted."""
+    if metric not in METRICS:
+        raise UserError(f"unknown metric {metric!r}; use one of {', '.join(METRICS)}")
+    if metric == "final" or not len(board):
+        return board
+    root = Path(root)
+    root = root if root.is_dir() else root.parent
+    values = []
+    for run_dir in board.run_dir:
+        value = None
+        if run_dir:
+            path = Path(run_dir)
+            path = path if path.is_absolute() or path.exists() else root / path
+            try:
+                value = (read_results(path).get("best") or {}).get("accuracy")
+            except UserError:
+                value = None
+        values.append(value)
+    out = board.copy()
+    out["accuracy"] = to_percent(pd.Series(values, index=board.index, dtype="float64"))
+    lost = out["accuracy"].isna()
+    if lost.any():
+        log.warning("best-epoch accuracy: %d run(s) without results.json best.accuracy left out", int(lost.sum()))
+    return out[~lost].reset_index(drop=True)
+
+
 def resolve_run_dir(run_dir: str | Path, runs_root: str | Path | None = None) -> Path:
     """A run directory as given, or relative to ``runs_root``; clear error when it does not exist."""
     path = Path(run_dir)

@@ -160,7 +160,7 @@ def _extra_cells(board: pd.DataFrame, spec: TableSpec, dataset: str, known: list
 
 
 def build_table(spec: TableSpec, board: pd.DataFrame, aggregate: Aggregate = "best",
-                synthetic_reference: str = "rafdb") -> pd.DataFrame:
+                synthetic_reference: str = "rafdb", metric: str = "final") -> pd.DataFrame:
     """One table as a long frame (one row per method × dataset).
 
     Columns: table, dataset, condition, method, method_key, variant, ours (float or ``missing``),
@@ -207,14 +207,15 @@ def build_table(spec: TableSpec, board: pd.DataFrame, aggregate: Aggregate = "be
                 "runs": len(values),
                 "seeds": ",".join(seeds),
                 "aggregate": "best over seeds" if aggregate == "best" else "mean ± std over seeds",
+                "metric": metric,
             })
     return pd.DataFrame(rows)
 
 
 def build_tables(numbers: list[int], board: pd.DataFrame, aggregate: Aggregate = "best",
-                 synthetic_reference: str = "rafdb") -> pd.DataFrame:
+                 synthetic_reference: str = "rafdb", metric: str = "final") -> pd.DataFrame:
     """Several tables stacked (the ``table`` column tells them apart)."""
-    return pd.concat([build_table(get_table(n), board, aggregate, synthetic_reference) for n in numbers],
+    return pd.concat([build_table(get_table(n), board, aggregate, synthetic_reference, metric) for n in numbers],
                      ignore_index=True)
 
 
@@ -251,7 +252,9 @@ def to_markdown(tables: pd.DataFrame, synthetic_reference: str = "rafdb") -> str
         spec = get_table(int(number))
         agg = table["aggregate"].iloc[0] if len(table) else ""
         out.append(f"### Table {number}: {spec.title}\n")
-        notes = [f"ours = top-1 accuracy (%), {agg}", f"paper = {SOURCE} ({MARK_NOT_REPORTED} = not reported)",
+        metric = table["metric"].iloc[0] if len(table) else "final"
+        which = "final-epoch" if metric == "final" else "best-epoch (test-selected, as the papers report)"
+        notes = [f"ours = {which} top-1 accuracy (%), {agg}", f"paper = {SOURCE} ({MARK_NOT_REPORTED} = not reported)",
                  f"{MARK_MISSING} = no finished run", "Δ = ours − paper"]
         if (table.dataset.str.contains("synthetic")).any():
             proxy = "Table 5's own numbers" if spec.ablation else "RAF-DB reference of the same condition"
