@@ -114,13 +114,19 @@ def plan_jobs(inputs: Iterable[Path], out: Path, image_format: str = "same") -> 
 
 
 def encode_output(img: np.ndarray, fmt: str, params: dict, preset: Preset) -> bytes:
-    """Encode one degraded image; JPEG quality from the parameters (default 95). With
-    ``jpeg_recompress`` a lossless output still carries the JPEG artefacts."""
-    q = params.get("jpeg_quality") or DEFAULT_JPEG_QUALITY
+    """Encode one degraded image; JPEG quality from the parameters (default 95)."""
+    quality = params.get("jpeg_quality")
+    return encode_degraded(img, fmt, int(quality or DEFAULT_JPEG_QUALITY),
+                           recompress=bool(preset.jpeg_recompress and quality))
+
+
+def encode_degraded(img: np.ndarray, fmt: str, quality: int, *, recompress: bool = False) -> bytes:
+    """Encode in ``fmt``; with ``recompress`` a lossless output (PNG) still carries the artefacts of
+    one JPEG round trip at ``quality`` (the ``realistic`` preset's camera JPEG)."""
     if fmt == "jpg":
-        return encode_image(img, "jpg", jpeg_quality=int(q))
-    if preset.jpeg_recompress and params.get("jpeg_quality"):
-        img = decode_image(encode_image(img, "jpg", jpeg_quality=int(q)))
+        return encode_image(img, "jpg", jpeg_quality=quality)
+    if recompress:
+        img = decode_image(encode_image(img, "jpg", jpeg_quality=quality))
     return encode_image(img, fmt)
 
 

@@ -9,6 +9,7 @@ from collections import Counter
 
 import numpy as np
 import pytest
+import torch
 from click.testing import CliRunner
 from fixtures_datasets import (
     damage,
@@ -258,3 +259,28 @@ def test_unknown_landmark_backend_fails_before_any_work(tmp_path):
     with pytest.raises(UserError, match="unknown --landmarks backend 'nope'"):
         build(root, tmp_path / "out", landmarks="nope")
     assert not (tmp_path / "out").exists()
+
+
+def test_realistic_preset_png_output_keeps_jpeg_artefacts(tmp_path):
+    """A lossless copy built with `realistic` (jpeg_recompress) carries one JPEG round trip."""
+    from degradations import degrade_batch_uint8, load_preset
+    from degradations.files import encode_degraded
+    from lldif_bench.datasets import open_dataset
+    from lldif_bench.datasets.build import build_lowlight
+    from lldif_bench.imageio import decode_image, read_image
+
+    src = make_rafdb(tmp_path / "raf")
+    out = tmp_path / "ll"
+    build_lowlight(open_dataset(src), out, preset="realistic", seed=3, device="cpu", workers=0,
+                   image_format="png", limit=2)
+    preset = load_preset("realistic")
+    ds = open_dataset(src)
+    record = ds.records()[0]
+    params = preset.sample(3, f"rafdb/{record.relpath}")
+    assert params["jpeg_quality"] is not None
+    img = ds.load(record)
+    degraded = degrade_batch_uint8(torch.from_numpy(img).permute(2, 0, 1)[None], [params], preset=preset)
+    degraded = degraded[0].permute(1, 2, 0).numpy()
+    expected = decode_image(encode_degraded(degraded, "png", params["jpeg_quality"], recompress=True))
+    written = read_image(out / ds.output_relpath(record, "png"))
+    assert np.array_equal(written, expected)

@@ -340,9 +340,10 @@ def _run_pipeline(dataset: Dataset, out: Path, todo: list[tuple[int, Record]], p
             fields = fields_of(index, info)
             fields["_params"] = info["params"]
             pending[index] = fields
-            quality = info["params"].get("jpeg_quality") or jpeg_quality
+            sampled_quality = info["params"].get("jpeg_quality")
+            recompress = bool(preset.jpeg_recompress and sampled_quality)
             jobs.append((index, dataset.output_relpath(records[index], image_format),
-                         np.ascontiguousarray(img), int(quality)))
+                         np.ascontiguousarray(img), int(sampled_quality or jpeg_quality), recompress))
         for i in range(0, len(jobs), chunk):
             encodes.append(pool.apply_async(encode_chunk, (jobs[i:i + chunk],)))
         while len(encodes) > max_ahead:

@@ -15,9 +15,10 @@ from typing import Any, Self
 import cv2
 import numpy as np
 
+from degradations.files import encode_degraded
 from lldif_bench.datasets.base import SkipItem, sha256_bytes
 from lldif_bench.datasets.record import Record
-from lldif_bench.imageio import atomic_write_bytes, encode_image, image_format_of
+from lldif_bench.imageio import atomic_write_bytes, image_format_of
 
 _STATE: dict[str, Any] = {}
 
@@ -61,12 +62,12 @@ def decode_chunk(items: list[tuple[int, Record]]) -> list[tuple[int, np.ndarray 
     return out
 
 
-def encode_chunk(jobs: list[tuple[int, str, np.ndarray, int]]) -> list[tuple[int, str, float]]:
+def encode_chunk(jobs: list[tuple[int, str, np.ndarray, int, bool]]) -> list[tuple[int, str, float]]:
     """Encode each image in its output's format and write it atomically; return its SHA-256."""
     out_root: Path = _STATE["out"]
     results = []
-    for index, relpath, img, quality in jobs:
-        data = encode_image(img, image_format_of(relpath), jpeg_quality=quality)
+    for index, relpath, img, quality, recompress in jobs:
+        data = encode_degraded(img, image_format_of(relpath), quality, recompress=recompress)
         atomic_write_bytes(out_root / relpath, data)
         results.append((index, sha256_bytes(data), round(mean_luma(img), 3)))
     return results
