@@ -89,3 +89,18 @@ def test_stage_values_sit_between_method_defaults_and_user_settings():
     assert user.for_stage("warm", spec).epochs == 3 and user.for_stage("warm", spec).lr == 0.05
     over = apply_overrides(user, {"stages": {"warm": {"epochs": 5}}}, "test")
     assert over.for_stage("warm", spec).epochs == 5
+
+
+def test_dataset_name_and_condition_for_run_names(tmp_path):
+    from lldif_bench.training.engine import describe_data
+
+    ll = tmp_path / "LL-RAF-DB"
+    ll.mkdir()
+    (ll / "dataset.json").write_text('{"adapter": "rafdb", "preset": "paper"}')
+    syn = tmp_path / "syn"
+    (syn / "clear").mkdir(parents=True)
+    (syn / "lowlight").mkdir()
+    assert describe_data(ll) == ("LL-RAF-DB", "low-light")
+    assert describe_data(syn) == ("syn", "clear")
+    assert describe_data(syn / "clear") == ("syn", "clear")
+    assert describe_data(syn / "lowlight") == ("syn", "low-light")
