@@ -282,7 +282,7 @@ def format_plan(plan: list[PlannedRun], throughput_device: str | None) -> str:
     for run in plan:
         label = f"{run.method}{'-' + run.variant if run.variant else ''}"
         imgs = f"{run.train_images} ({run.images_source})" if run.train_images else "unknown"
-        rate = f"{run.img_per_s:.1f} img/s" if run.img_per_s else "img/s unmeasured"
+        rate = f"{run.img_per_s:.3g} img/s" if run.img_per_s else "img/s unmeasured"
         lines.append(f"[{run.status:<7}] Table {run.table}  {label:<10} {run.dataset:<8} {run.condition:<9} "
                      f"s{run.seed}  {imgs} imgs × {run.epochs} ep ÷ {rate} = {_hours(run.est_seconds)}")
         if run.status != "done":
