@@ -508,6 +508,9 @@ def _run(cfg: RunConfig, ctx: DistContext) -> Path:
     for k in selected:
         if k != selected[0]:
             enter_stage(model, stages[k]["name"])
+        model.to(ctx.device)  # modules a stage hook adds are created on the CPU
+        if cfg.channels_last and on_cuda:
+            model.to(memory_format=torch.channels_last)
         scfg = cfg.for_stage(stages[k]["name"], stages[k]).validate()
         train = PackedBatches(packed, "train", scfg.batch_size, ctx, train=True, seed=cfg.seed, augment=cfg.augment,
                               limit_batches=cfg.limit_batches, channels_last=cfg.channels_last and on_cuda)
