@@ -224,7 +224,7 @@ def _mouth(shape: FaceShape, au: ActionUnits) -> dict[str, np.ndarray | float | 
                                   pts(tgrid[::-1], inner_down)])
     return {"outer_marks": outer_marks, "inner_marks": inner_marks, "outer": outer, "inner": inner,
                 "line": pts(grid, mid), "upper_teeth": upper_teeth, "lower_teeth": lower_teeth,
-                "lower_teeth_on": bool(gap_down > 1.6 * tooth_h), "open": bool(is_open),
+                "open": bool(is_open),
                 "corner_y": float(mid(1.0)), "half_width": float(mw), "gap_down": float(gap_down),
                 "rest_bottom": float(outer_down(0.0) - gap_down)}
 
