@@ -164,7 +164,7 @@ def test_cli_refuses_non_empty_out_unless_overwrite(tmp_path):
     out = tmp_path / "syn"
     out.mkdir()
     (out / "keep.txt").write_text("user file")
-    args = ["--out", str(out), "--num-images", "28", "--size", "32", "--seed", "1"]
+    args = ["--out", str(out), "--num-images", "28", "--size", "32", "--seed", "1", "--no-lowlight"]
     r = CliRunner().invoke(command, args)
     assert r.exit_code != 0 and "--overwrite" in r.output and r.exception is not None
     assert not (out / "clear").exists()
@@ -177,10 +177,34 @@ def test_cli_refuses_non_empty_out_unless_overwrite(tmp_path):
     assert r.exit_code == 0 and _files(out / "clear") == first
 
 
-def test_cli_writes_to_out_clear_in_a_new_folder(tmp_path):
-    r = CliRunner().invoke(command, ["--out", str(tmp_path / "new"), "--num-images", "28", "--size", "32"])
+def test_cli_writes_clear_and_lowlight_in_a_new_folder(tmp_path):
+    out = tmp_path / "new"
+    r = CliRunner().invoke(command, ["--out", str(out), "--num-images", "28", "--size", "32",
+                                     "--workers", "0", "--device", "cpu"])
     assert r.exit_code == 0, r.output
-    assert "happiness" in r.output
-    assert len(list((tmp_path / "new" / "clear" / "Image" / "aligned").iterdir())) == 28
+    assert "happiness" in r.output and "28 images ok" in r.output
+    clear_files = sorted((out / "clear" / "Image" / "aligned").iterdir())
+    assert len(clear_files) == 28
+    # the low-light copy keeps the layout (so the RAF-DB adapter reads it), is darker, and carries
+    # the generator's ground-truth landmarks
+    for f in clear_files[:5]:
+        twin = out / "lowlight" / "Image" / "aligned" / f.name
+        assert read_image(twin).mean() < read_image(f).mean() * 0.7
+    assert (out / "lowlight" / "EmoLabel" / "list_patition_label.txt").read_bytes() == (
+        out / "clear" / "EmoLabel" / "list_patition_label.txt").read_bytes()
+    ll = np.load(out / "lowlight" / "landmarks.npz")
+    gt = np.load(out / "clear" / "landmarks.npz")
+    assert list(ll["relpath"]) == list(gt["relpath"]) and np.allclose(ll["points"], gt["points"])
+
+
+def test_synthetic_pair_resumes_without_rewriting(tmp_path):
+    from lldif_bench.synthetic.pair import make_synthetic_pair
+
+    kw = {"num_images": 28, "size": 32, "seed": 2, "device": "cpu", "workers": 0, "progress": False}
+    make_synthetic_pair(tmp_path, **kw)
+    before = {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.jpg")}
+    summary, built = make_synthetic_pair(tmp_path, **kw)
+    assert summary["reused"] and built.written == 0 and built.ok == 28
+    assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.jpg")} == before
     r = CliRunner().invoke(command, ["--out", str(tmp_path / "n2"), "--num-images", "5"])
     assert r.exit_code != 0 and "num-images" in r.output

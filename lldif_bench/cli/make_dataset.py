@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+from lldif_bench.cli import make_synthetic
 from lldif_bench.cli.common import device_option, resolved, seed_option
 from lldif_bench.datasets import ADAPTERS
 from lldif_bench.datasets.build import build_lowlight
@@ -143,9 +144,4 @@ def folder(ctx, class_names, **kw):
     _build(ctx, "folder", {"class_names": class_names} if class_names else {}, **kw)
 
 
-try:  # the synthetic generator is another module; its subcommand appears once it is installed
-    from lldif_bench.cli.make_synthetic import command as _synthetic
-except ImportError:
-    _synthetic = None
-if _synthetic is not None:
-    command.add_command(_synthetic)
+command.add_command(make_synthetic.command)

@@ -7,17 +7,10 @@ from pathlib import Path
 
 import click
 
-from lldif_bench.cli.common import resolved, seed_option
+from lldif_bench.cli.common import device_option, resolved, seed_option
 from lldif_bench.errors import UserError
-from lldif_bench.synthetic.writer import (
-    MAX_IMAGES,
-    MAX_SIZE,
-    MIN_IMAGES,
-    MIN_SIZE,
-    generate_synthetic,
-)
-
-CLEAR_DIR = "clear"
+from lldif_bench.synthetic.pair import CLEAR_DIR, LOWLIGHT_DIR, make_synthetic_pair
+from lldif_bench.synthetic.writer import MAX_IMAGES, MAX_SIZE, MIN_IMAGES, MIN_SIZE
 
 
 @click.command("synthetic")
@@ -27,14 +20,24 @@ CLEAR_DIR = "clear"
               help="Total images, split 80/20 into train/test with RAF-DB's class imbalance.")
 @click.option("--size", type=click.IntRange(MIN_SIZE, MAX_SIZE), default=100, show_default=True,
               help="Image side in pixels (RAF-DB aligned faces are 100).")
+@click.option("--preset", default="paper", show_default=True,
+              help="Degradation preset for OUT/lowlight (see `lldif-bench presets`).")
+@click.option("--lowlight/--no-lowlight", default=True, show_default=True,
+              help="Also write the low-light copy to OUT/lowlight.")
+@click.option("--workers", type=click.IntRange(0, 64), default=2, show_default=True,
+              help="Decode/encode worker processes for the low-light copy.")
 @seed_option
+@device_option
 @click.option("--overwrite", is_flag=True,
-              help="Allow a non-empty OUT: replaces OUT/clear; other files in OUT are left alone.")
+              help="Allow a non-empty OUT: replaces OUT/clear and OUT/lowlight; other files are left alone.")
 @click.pass_context
-def command(ctx: click.Context, out: Path, num_images: int, size: int, seed: int | None, overwrite: bool) -> None:
+def command(ctx: click.Context, out: Path, num_images: int, size: int, preset: str, lowlight: bool,
+            workers: int, seed: int | None, device: str | None, overwrite: bool) -> None:
     """Render a synthetic facial-expression dataset: the 7 basic expressions built from facial
     action units, with varied identities, poses, lighting and backgrounds, and ground-truth
-    68-point landmarks (OUT/clear/landmarks.npz). The same seed gives byte-identical files.
+    68-point landmarks (OUT/clear/landmarks.npz), then its low-light copy (OUT/lowlight, the
+    `paper` preset; same layout, plus manifest.csv, dataset.json and the landmarks). The same
+    seed gives byte-identical files.
 
     \b
     Example:
@@ -47,11 +50,15 @@ def command(ctx: click.Context, out: Path, num_images: int, size: int, seed: int
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise click.ClickException(
-                f"--out {out} is not empty; pass --overwrite to replace {out / CLEAR_DIR} "
-                f"(other files there are kept), or choose another folder")
-        shutil.rmtree(out / CLEAR_DIR, ignore_errors=False) if (out / CLEAR_DIR).exists() else None
+                f"--out {out} is not empty; pass --overwrite to replace {out / CLEAR_DIR} and "
+                f"{out / LOWLIGHT_DIR} (other files there are kept), or choose another folder")
+        for part in (CLEAR_DIR, LOWLIGHT_DIR):
+            if (out / part).exists():
+                shutil.rmtree(out / part)
     try:
-        summary = generate_synthetic(out / CLEAR_DIR, num_images=num_images, size=size, seed=seed)
+        summary, built = make_synthetic_pair(out, num_images=num_images, size=size, seed=seed, preset=preset,
+                                             device=resolved(ctx, "device", device), workers=workers,
+                                             lowlight=lowlight)
     except UserError as err:
         raise click.ClickException(str(err)) from None
     click.echo(f"wrote {summary['num_train']} train + {summary['num_test']} test images "
@@ -59,3 +66,5 @@ def command(ctx: click.Context, out: Path, num_images: int, size: int, seed: int
     click.echo(f"  {'class':<10} {'train':>6} {'test':>6}")
     for name in summary["train"]:
         click.echo(f"  {name:<10} {summary['train'][name]:>6} {summary['test'][name]:>6}")
+    if built is not None:
+        click.echo(built.format())
