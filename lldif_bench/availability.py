@@ -47,6 +47,9 @@ CHECKS.add("face-alignment landmarks on aligned crops (2D-FAN weights only)",
            lazy_check("lldif_bench.landmarks.face_alignment_backend", "availability", True))
 CHECKS.add("dlib landmarks (dlib + 68-point predictor)",
            lazy_check("lldif_bench.landmarks.dlib_backend", "availability"))
+CHECKS.add("LLDif MiniLM text encoder (offline)",
+           lazy_check("lldif_bench.models.lldif.text", "minilm_availability"))
+CHECKS.add("LLDif open_clip text encoder", lazy_check("lldif_bench.models.lldif.text", "openclip_availability"))
 CHECKS.add("torchvision ImageNet ResNet-18 weights",
            weight_file_check("resnet18-f37072fd.pth", "torchvision downloads it on first use"))
 

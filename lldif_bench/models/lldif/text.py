@@ -24,7 +24,6 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lldif_bench.availability import CHECKS
 from lldif_bench.emotions import CANONICAL_8
 from lldif_bench.errors import UserError
 from lldif_bench.registry import Registry
@@ -145,12 +144,6 @@ def openclip_availability() -> tuple[bool, str]:
     if importlib.util.find_spec("open_clip") is None:
         return False, "not installed (pip install open-clip-torch, plus CLIP weights on disk)"
     return True, "installed (needs text.pretrained=PATH to CLIP weights)"
-
-
-for _name, _check in (("LLDif MiniLM text encoder (offline)", minilm_availability),
-                      ("LLDif open_clip text encoder", openclip_availability)):
-    if _name not in CHECKS:
-        CHECKS.add(_name, _check)
 
 
 def build_text_encoder(kind: str, **options) -> TextEncoder:
