@@ -16,6 +16,7 @@ from lldif_bench.registry import RegistryError
 # Command modules, each exposing ``command`` (a click command). Order = order in --help.
 COMMAND_MODULES = (
     "lldif_bench.cli.info",
+    "lldif_bench.cli.demo",
     "lldif_bench.cli.make_dataset",
     "lldif_bench.cli.merge_manifests",
     "lldif_bench.cli.degrade",

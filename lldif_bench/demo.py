@@ -1,0 +1,105 @@
+"""``lldif-bench demo``: from nothing to a clear-vs-low-light leaderboard on the synthetic data.
+
+Steps (each resumes: run it again after an interrupt and finished work is kept):
+
+1. render the synthetic FER set (``OUT/data/clear``) and its low-light copy (``OUT/data/lowlight``);
+2. train each chosen method on both with one small CPU-sized recipe (``DEMO_RECIPE``: few epochs,
+   small images — a smoke-scale proxy, not the paper's settings);
+3. write ``OUT/leaderboard.csv`` / ``.md``: per method, accuracy on clear and on low-light images
+   and the drop, from the runs' own ``runs/leaderboard.csv`` rows.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from lldif_bench.errors import UserError
+
+log = logging.getLogger(__name__)
+
+# Methods trained by default: the ones that finish in a few CPU minutes at the demo recipe.
+DEFAULT_METHODS = ("resnet18", "scn")
+# One recipe for every method (the methods' own paper recipes need hundreds of GPU epochs).
+DEMO_RECIPE = {"epochs": 8, "image_size": 48, "batch_size": 32, "lr": 1e-3, "optimizer": "adam",
+               "scheduler": "exponential", "scheduler_params": {"gamma": 0.85}}
+CONDITIONS = {"clear": "clear", "low-light": "lowlight"}
+
+
+@dataclass
+class DemoResult:
+    out: Path
+    table: pd.DataFrame
+    run_dirs: list[Path] = field(default_factory=list)
+    skipped_methods: dict[str, str] = field(default_factory=dict)
+
+
+def _finished(run_dir: Path) -> bool:
+    return (run_dir / "results.json").is_file()
+
+
+def run_demo(out: Path, *, methods: tuple[str, ...] = DEFAULT_METHODS, num_images: int = 1400, size: int = 100,
+             seed: int = 0, device: str = "auto", epochs: int | None = None, progress: bool = True) -> DemoResult:
+    """Generate, darken, train ``methods`` on clear and low-light copies, and tabulate."""
+    from lldif_bench.methods import load_all_methods
+    from lldif_bench.synthetic.pair import make_synthetic_pair
+    from lldif_bench.training import resolve_config, run_training
+
+    registry = load_all_methods()
+    unknown = [m for m in methods if m not in registry]
+    if unknown:
+        raise UserError(f"unknown method(s) {', '.join(unknown)}; available: {', '.join(registry.names())}")
+    out = Path(out)
+    data = out / "data"
+    log.info("step 1/3: synthetic data (%d images) and its low-light copy in %s", num_images, data)
+    make_synthetic_pair(data, num_images=num_images, size=size, seed=seed, device=device, progress=progress)
+
+    recipe = dict(DEMO_RECIPE, **({"epochs": epochs} if epochs else {}))
+    result = DemoResult(out=out, table=pd.DataFrame())
+    for method in methods:
+        for condition, folder in CONDITIONS.items():
+            name = f"{method}-synthetic-{condition}-s{seed}"
+            run_dir = out / "runs" / name
+            if _finished(run_dir):
+                log.info("kept finished run %s", run_dir)
+                result.run_dirs.append(run_dir)
+                continue
+            log.info("step 2/3: training %s on %s images (%d epochs)", method, condition, recipe["epochs"])
+            cfg = resolve_config({"method": method, "data": str(data / folder), "out": str(out / "runs"),
+                                  "name": name, "seed": seed, "device": device, "progress": progress,
+                                  "resume": run_dir.exists(), **recipe})
+            result.run_dirs.append(run_training(cfg))
+    result.table = leaderboard_table(out / "runs" / "leaderboard.csv", result.run_dirs)
+    write_table(result.table, out / "leaderboard")
+    return result
+
+
+def leaderboard_table(board_csv: Path, run_dirs: list[Path]) -> pd.DataFrame:
+    """One row per method: accuracy and mean class accuracy (%) on clear and low-light, and the drop."""
+    board = pd.read_csv(board_csv)
+    wanted = {str(p.resolve()) for p in run_dirs}
+    board = board[board["run_dir"].map(lambda p: str(Path(p).resolve()) in wanted)]
+    board = board.drop_duplicates("run_dir", keep="last")  # a resumed run may have appended twice
+    rows = []
+    for method, group in board.groupby("method", sort=False):
+        by = {r.condition: r for r in group.itertuples()}
+        row = {"method": method}
+        for condition in CONDITIONS:
+            r = by.get(condition)
+            row[f"{condition} acc (%)"] = round(100 * r.accuracy, 2) if r is not None else None
+            row[f"{condition} mean class acc (%)"] = (round(100 * r.mean_class_accuracy, 2)
+                                                      if r is not None else None)
+        if None not in (row["clear acc (%)"], row["low-light acc (%)"]):
+            row["drop (points)"] = round(row["clear acc (%)"] - row["low-light acc (%)"], 2)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_table(table: pd.DataFrame, stem: Path) -> tuple[Path, Path]:
+    csv_path, md_path = stem.with_suffix(".csv"), stem.with_suffix(".md")
+    table.to_csv(csv_path, index=False)
+    md_path.write_text(table.to_markdown(index=False) + "\n")
+    return csv_path, md_path
