@@ -298,11 +298,27 @@ def method_defaults(builder: Any) -> dict[str, Any]:
     return {k: v for k, v in defaults.items() if k not in DEFAULTS_NOTE_KEYS}
 
 
+def named_config(builder, config: str | Path) -> Path:
+    """``--config`` as a file path, or as the name of one of the method's shipped configs
+    (``builder.CONFIG_DIR/<name>.yaml``, e.g. LLDif's ``tiny``)."""
+    path = Path(config)
+    if path.is_file():
+        return path
+    config_dir = getattr(builder, "CONFIG_DIR", None)
+    if config_dir is not None and (Path(config_dir) / f"{config}.yaml").is_file():
+        return Path(config_dir) / f"{config}.yaml"
+    shipped = sorted(p.stem for p in Path(config_dir).glob("*.yaml")) if config_dir else []
+    raise UserError(f"--config {config}: no such file" + (
+        f", and not one of this method's named configs ({', '.join(shipped)})" if shipped else ""))
+
+
 def resolve_config(cli: Mapping[str, Any], config_file: str | Path | None = None) -> RunConfig:
     """Suite defaults → method DEFAULTS → YAML file → CLI values (``None`` values are "not given")."""
     from lldif_bench.methods import load_all_methods
 
     cli = {k: v for k, v in cli.items() if v is not None}
+    if config_file and not Path(config_file).is_file() and cli.get("method"):
+        config_file = named_config(load_all_methods().get(str(cli["method"])), config_file)
     file_values = load_yaml(config_file) if config_file else {}
     method = cli.get("method") or file_values.get("method")
     if not method:

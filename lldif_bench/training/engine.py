@@ -97,12 +97,16 @@ def method_stages(builder: Any) -> list[dict[str, Any]]:
 
 
 def select_stages(stages: list[dict], stage: str | None) -> list[int]:
-    """Indices of the stages to run: all, or the one named (or numbered from 0) by ``stage``."""
+    """Indices of the stages to run: all; the one named by ``stage``; the stages whose names start
+    with it (LLDif's ``2`` = ``2a`` then ``2b``); or the one numbered ``stage`` from 0."""
     if stage is None:
         return list(range(len(stages)))
     names = [s["name"] for s in stages]
     if stage in names:
         return [names.index(stage)]
+    prefixed = [k for k, name in enumerate(names) if name.startswith(str(stage))]
+    if prefixed:
+        return prefixed
     if re.fullmatch(r"\d+", str(stage)) and int(stage) < len(stages):
         return [int(stage)]
     raise UserError(f"--stage {stage!r}: this method's stages are {', '.join(names)} (or 0..{len(names) - 1})")

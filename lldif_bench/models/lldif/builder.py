@@ -89,4 +89,5 @@ build.DEFAULTS = {
 # The harness's stage seam: each stage's length and optimiser/schedule recipe (paper, note §5).
 # Presets do not change these; override per stage with the run config's ``stages: {"2b": {...}}``.
 build.STAGES = tuple(stage_specs(resolve_config("base")))
+build.CONFIG_DIR = Path(__file__).resolve().parent / "configs"  # named run configs: `--config tiny`
 assert tuple(s["name"] for s in build.STAGES) == STAGES

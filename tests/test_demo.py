@@ -1,0 +1,36 @@
+"""`lldif-bench demo` end to end at toy size: data, low-light copy, two runs, leaderboard; resumes."""
+
+from __future__ import annotations
+
+import pandas as pd
+from click.testing import CliRunner
+
+from lldif_bench.cli.main import main
+
+
+def test_demo_writes_a_clear_vs_lowlight_leaderboard_and_resumes(tmp_path):
+    out = tmp_path / "demo"
+    args = ["--device", "cpu", "demo", "--out", str(out), "--num-images", "28", "--epochs", "1",
+            "--methods", "resnet18"]
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    table = pd.read_csv(out / "leaderboard.csv")
+    assert list(table["method"]) == ["resnet18"]
+    row = table.iloc[0]
+    assert 0 <= row["clear acc (%)"] <= 100 and 0 <= row["low-light acc (%)"] <= 100
+    assert row["drop (points)"] == round(row["clear acc (%)"] - row["low-light acc (%)"], 2)
+    assert "| resnet18" in (out / "leaderboard.md").read_text()
+    assert (out / "data" / "lowlight" / "landmarks.npz").is_file()
+    runs = sorted(p.name for p in (out / "runs").iterdir() if p.is_dir())
+    assert runs == ["resnet18-synthetic-clear-s0", "resnet18-synthetic-low-light-s0"]
+    # a second call keeps the finished runs (no new leaderboard rows) and prints the same table
+    rows_before = len(pd.read_csv(out / "runs" / "leaderboard.csv"))
+    r2 = CliRunner().invoke(main, args)
+    assert r2.exit_code == 0, r2.output
+    assert len(pd.read_csv(out / "runs" / "leaderboard.csv")) == rows_before
+    assert pd.read_csv(out / "leaderboard.csv").equals(table)
+
+
+def test_demo_rejects_unknown_method(tmp_path):
+    r = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "d"), "--methods", "nope", "--num-images", "28"])
+    assert r.exit_code != 0 and "unknown method" in r.output and "resnet18" in r.output
