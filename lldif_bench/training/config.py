@@ -317,7 +317,8 @@ def resolve_config(cli: Mapping[str, Any], config_file: str | Path | None = None
     from lldif_bench.methods import load_all_methods
 
     cli = {k: v for k, v in cli.items() if v is not None}
-    if config_file and not Path(config_file).is_file() and cli.get("method"):
+    looks_like_name = config_file and Path(config_file).suffix == "" and len(Path(config_file).parts) == 1
+    if looks_like_name and not Path(config_file).is_file() and cli.get("method"):
         config_file = named_config(load_all_methods().get(str(cli["method"])), config_file)
     file_values = load_yaml(config_file) if config_file else {}
     method = cli.get("method") or file_values.get("method")
