@@ -159,9 +159,8 @@ def parse_xmp(data: bytes, where: str = "<xmp>") -> XmpSettings:
     inc = {k: values.pop(k) for k in ("d_temp", "d_tint") if k in values}
     absolute = {k: values.pop(k) for k in ("temperature_k", "tint") if k in values}
     wb_mode = "none"
-    if wb == "As Shot":
-        pass
-    elif wb != "Custom":
+    # "As Shot" keeps the image's own white balance: wb_mode stays "none"
+    if wb not in ("As Shot", "Custom"):
         warnings.append(f"crs:WhiteBalance={wb!r} needs the camera/scene; no white balance applied")
     elif inc:
         wb_mode = "incremental"
