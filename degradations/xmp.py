@@ -159,9 +159,9 @@ def parse_xmp(data: bytes, where: str = "<xmp>") -> XmpSettings:
     inc = {k: values.pop(k) for k in ("d_temp", "d_tint") if k in values}
     absolute = {k: values.pop(k) for k in ("temperature_k", "tint") if k in values}
     wb_mode = "none"
-    # "As Shot" keeps the image's own white balance: wb_mode stays "none"
-    if wb not in ("As Shot", "Custom"):
-        warnings.append(f"crs:WhiteBalance={wb!r} needs the camera/scene; no white balance applied")
+    if wb != "Custom":  # "As Shot" keeps the image's own white balance: wb_mode stays "none"
+        if wb != "As Shot":
+            warnings.append(f"crs:WhiteBalance={wb!r} needs the camera/scene; no white balance applied")
     elif inc:
         wb_mode = "incremental"
         values.update({"d_temp": inc.get("d_temp", 0.0), "d_tint": inc.get("d_tint", 0.0)})
