@@ -15,7 +15,7 @@ from lldif_bench.demo import DEFAULT_METHODS, DEMO_RECIPE
               help="Folder for the data, the runs and the leaderboard (reused: an interrupted demo resumes).")
 @click.option("--methods", default=",".join(DEFAULT_METHODS), show_default=True,
               help="Comma-separated methods to train (see `lldif-bench methods`), or 'all'.")
-@click.option("--num-images", type=click.IntRange(28, 45000), default=1400, show_default=True,
+@click.option("--num-images", type=click.IntRange(28, 45000), default=2000, show_default=True,
               help="Size of the synthetic dataset (80% train, 20% test).")
 @click.option("--epochs", type=click.IntRange(1, 1000), default=None,
               help=f"Training epochs per run [default: {DEMO_RECIPE['epochs']}].")
@@ -27,7 +27,7 @@ def command(ctx: click.Context, out: Path, methods: str, num_images: int, epochs
     """Run the whole pipeline on the built-in synthetic dataset and print a leaderboard:
     render faces, darken them with the `paper` preset, train each method on the clear and the
     low-light copy with one small CPU recipe, and compare. Needs no download and no GPU
-    (about 10 minutes on 2 CPU cores with the default methods).
+    (about 10 minutes on 2 CPU cores with the default ResNet-18).
 
     \b
     Afterwards:
