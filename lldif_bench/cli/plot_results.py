@@ -52,6 +52,15 @@ out_option = click.option("--out", type=click.Path(dir_okay=False, path_type=Pat
 batch_option = click.option("--batch-size", type=int, default=128, show_default=True)
 
 
+def _per_run_and_condition(evaluate, runs, data, device, batch_size) -> list:
+    """``evaluate(run, data_dir, condition, …)`` for every --run and every --data CONDITION=DIR."""
+    pairs = _data_specs(data)
+    if not pairs:
+        raise UserError("--run needs at least one --data CONDITION=DIR")
+    return [evaluate(run, data_dir, condition, device=device, batch_size=batch_size)
+            for run in runs for condition, data_dir in pairs]
+
+
 @plot_group.command("tsne")
 @click.option("--features", "feature_files", multiple=True,
               help="Features .npz, optionally labelled METHOD@CONDITION=FILE (repeatable).")
@@ -82,13 +91,7 @@ def tsne(ctx, feature_files, runs, data, max_points, out, batch_size, device, se
     if runs:
         from lldif_bench.reports.evaluate import run_features
 
-        pairs = _data_specs(data)
-        if not pairs:
-            raise UserError("--run needs at least one --data CONDITION=DIR")
-        for run in runs:
-            for condition, data_dir in pairs:
-                panels.append(run_features(run, data_dir, condition, device=resolved(ctx, "device", device),
-                                           batch_size=batch_size))
+        panels += _per_run_and_condition(run_features, runs, data, resolved(ctx, "device", device), batch_size)
     if not panels:
         raise UserError("give --features FILE or --run RUN with --data CONDITION=DIR")
     _echo_written(figures.plot_tsne_grid(panels, out, seed=resolved(ctx, "seed", seed), max_points=max_points))
@@ -123,13 +126,7 @@ def confidence(ctx, prediction_files, runs, data, out, batch_size, device) -> No
     if runs:
         from lldif_bench.reports.evaluate import run_confidence
 
-        pairs = _data_specs(data)
-        if not pairs:
-            raise UserError("--run needs at least one --data CONDITION=DIR")
-        for run in runs:
-            for condition, data_dir in pairs:
-                sets.append(run_confidence(run, data_dir, condition, device=resolved(ctx, "device", device),
-                                           batch_size=batch_size))
+        sets += _per_run_and_condition(run_confidence, runs, data, resolved(ctx, "device", device), batch_size)
     if not sets:
         raise UserError("give --predictions METHOD@CONDITION=FILE or --run RUN with --data CONDITION=DIR")
     for s in sets:
