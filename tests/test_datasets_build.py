@@ -131,29 +131,89 @@ def test_overwrite_replaces_a_build_with_other_settings(tmp_path):
     assert len(open_dataset(tmp_path / "out").records()) == 4  # the png copy reads back
 
 
-def test_resume_after_interrupt_is_byte_identical(raf, tmp_path, monkeypatch):
-    """Ctrl-C during the 3rd batch, run again: the result equals the uninterrupted build (other worker
-    count and batch size too), and an output damaged on disk in between is redone."""
+def _dying_degrade(monkeypatch, after: int) -> None:
+    """Make every process's (forked workers inherit it) 3rd degrade call raise KeyboardInterrupt."""
     real = __import__("degradations").degrade_batch_uint8
     calls = {"n": 0}
 
     def dying(*args, **kw):
         calls["n"] += 1
-        if calls["n"] > 2:
+        if calls["n"] > after:
             raise KeyboardInterrupt
         return real(*args, **kw)
 
-    out = tmp_path / "resumed"
     monkeypatch.setattr("degradations.degrade_batch_uint8", dying)
+
+
+def test_resume_after_interrupt_is_byte_identical(raf, tmp_path, monkeypatch):
+    """Ctrl-C during the 3rd batch (in-process), run again: the result equals the uninterrupted build
+    (other worker count and batch size too), and an output damaged on disk in between is redone."""
+    out = tmp_path / "resumed"
+    _dying_degrade(monkeypatch, after=2)
     with pytest.raises(KeyboardInterrupt):
         build(raf["root"], out, batch_size=5, command_line="test")
     assert not (out / "dataset.json").exists()
     done = sorted((out / "Image" / "aligned").glob("*.jpg"))
-    assert len(done) == 10
-    monkeypatch.setattr("degradations.degrade_batch_uint8", real)
+    assert len(done) == 7  # chunks of 5 items: 3 + 4 decodable images before the 3rd batch
+    monkeypatch.undo()
     damage(done[0], "truncate")
     summary = build(raf["root"], out, batch_size=5, command_line="test")
-    assert summary.reused == 9 and summary.written == 8
+    assert summary.reused == 6 and summary.written == 11
+    assert tree_bytes(out) == tree_bytes(raf["out"])
+
+
+def test_interrupt_inside_worker_processes_resumes_byte_identical(raf, tmp_path, monkeypatch):
+    """A chunk failing inside a worker process stops the build with that error (no hang); chunks
+    already running finish whole (no temp files left), and the rerun equals the uninterrupted build."""
+    out = tmp_path / "resumed"
+    _dying_degrade(monkeypatch, after=1)
+    with pytest.raises(KeyboardInterrupt):
+        build(raf["root"], out, workers=2, batch_size=3, command_line="test")
+    journaled = len((out / ".lldif-work" / "journal.jsonl").read_text().splitlines())
+    written = sorted((out / "Image" / "aligned").glob("*.jpg"))
+    assert 2 <= len(written) < 17 and journaled >= 2
+    assert not [p for p in out.rglob("*.tmp")]
+    monkeypatch.undo()
+    summary = build(raf["root"], out, workers=2, batch_size=4, command_line="test")
+    assert summary.reused >= 1 and summary.reused + summary.written == 17
+    assert tree_bytes(out) == tree_bytes(raf["out"])
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_staged_pipeline_writes_the_same_bytes(raf, tmp_path, workers):
+    """The accelerator path (workers decode/encode, the main process degrades batches), run on the
+    CPU, gives the chained build's bytes."""
+    out = tmp_path / "staged"
+    summary = build(raf["root"], out, workers=workers, batch_size=3, pipeline="staged", command_line="test")
+    assert summary.written == 17
+    assert tree_bytes(out) == tree_bytes(raf["out"])
+
+
+@pytest.mark.parametrize("adapter", ["rafdb", "ferplus", "kdef", "folder"])
+def test_build_job_pickles_for_spawn_workers(tmp_path, adapter):
+    """Platforms without fork send the job to each worker by pickle: every adapter must survive it."""
+    import pickle
+
+    from degradations import load_preset
+    from lldif_bench.datasets.pipeline import BuildJob, decode_item
+
+    makers = {"rafdb": lambda: make_rafdb(tmp_path, original=False), "ferplus": lambda: make_fer(tmp_path),
+              "kdef": lambda: make_kdef(tmp_path), "folder": lambda: make_folder(tmp_path)}
+    ds = ADAPTERS.get(adapter)(makers[adapter]())
+    record = ds.build_records()[0]
+    job = BuildJob(dataset=ds, preset=load_preset("paper"), seed=0, out=tmp_path / "out")
+    copy = pickle.loads(pickle.dumps(job))
+    img, info = decode_item(copy, record)
+    expected, expected_info = decode_item(job, record)
+    assert img is not None and np.array_equal(img, expected) and info == expected_info
+
+
+@pytest.mark.slow
+def test_spawn_workers_write_the_same_bytes(raf, tmp_path, monkeypatch):
+    """The start method used off Linux (spawn: workers re-import everything) builds the same copy."""
+    monkeypatch.setattr("lldif_bench.datasets.pipeline.start_method", lambda: "spawn")
+    out = tmp_path / "spawned"
+    build(raf["root"], out, workers=2, batch_size=4, command_line="test")
     assert tree_bytes(out) == tree_bytes(raf["out"])
 
 
@@ -230,6 +290,35 @@ def test_kdef_copy_with_split_and_anomalies(tmp_path):
         [(r.relpath, r.split) for r in ADAPTERS.get("kdef")(root, protocol="kdef_random80").records()]
     card = json.loads((out / "dataset.json").read_text())
     assert card["totals"] == {"train": 112, "test": 28}
+
+
+def test_kdef_exclude_anomalies_via_cli(tmp_path):
+    """--exclude-anomalies leaves the chosen kinds out (recorded, --strict allows it); splits stay put."""
+    root = make_kdef(tmp_path / "src")
+    for folder in ("AF01", "BM02"):  # keep the two folders with anomalies: 70 items
+        shutil.rmtree(root / "KDEF" / folder)
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["make-dataset", "kdef", "--src", str(root), "--out", str(out), "--workers", "0",
+                                  "--device", "cpu", "--strict", "--exclude-anomalies", "near-black,renamed"])
+    assert r.exit_code == 0, r.output
+    assert "68 images ok" in r.output and "2 excluded-anomaly" in r.output
+    status = {row["key"]: row for row in read_csv_rows(out / "manifest.csv")}
+    assert status["KDEF/BF01/BF01NEHL.JPG"]["status"] == "skipped:excluded-anomaly"
+    assert "near-black" in status["KDEF/BF01/BF01NEHL.JPG"]["detail"]
+    assert status["KDEF/AM02/AM02V.JPG"]["status"] == "skipped:excluded-anomaly"
+    assert "renamed" in status["KDEF/AM02/AM02V.JPG"]["detail"]
+    assert not (out / "KDEF" / "BF01" / "BF01NEHL.JPG").exists() and not (out / "KDEF" / "AM02" / "AM02V.JPG").exists()
+    card = json.loads((out / "dataset.json").read_text())
+    assert card["options"]["exclude_anomalies"] == ["renamed", "near-black"]
+    assert card["dataset"]["exclude_anomalies"] == ["renamed", "near-black"]
+    assert card["skipped"] == {"excluded-anomaly": 2} and sum(card["totals"].values()) == 68
+    excluded = {a["relpath"] for a in json.loads((out / "anomalies.json").read_text()) if a["excluded"]}
+    assert excluded == {"KDEF/BF01/BF01NEHL.JPG", "KDEF/AM02/AM02V.JPG"}
+    kept = ADAPTERS.get("kdef")(root).records()  # the excluded items did not move anyone's split
+    assert {r.relpath: r.split for r in open_dataset(out).records()} == \
+        {r.relpath: r.split for r in kept if r.relpath not in excluded}
+    with pytest.raises(UserError, match="unknown KDEF anomaly kind blurry"):
+        ADAPTERS.get("kdef")(root, exclude_anomalies="near-black,blurry")
 
 
 def test_folder_copy_via_cli_and_distribution_plot(tmp_path):

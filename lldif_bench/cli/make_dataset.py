@@ -16,6 +16,7 @@ from lldif_bench.cli.common import device_option, resolved, seed_option
 from lldif_bench.datasets import ADAPTERS
 from lldif_bench.datasets.build import build_lowlight
 from lldif_bench.datasets.ferplus_labels import PROTOCOLS as FER_PROTOCOLS
+from lldif_bench.datasets.kdef import ANOMALY_KINDS as KDEF_ANOMALIES
 from lldif_bench.datasets.kdef import PROTOCOLS as KDEF_PROTOCOLS
 
 
@@ -49,7 +50,9 @@ def shared_options(f):
         click.option("--batch-size", type=click.IntRange(1), default=64, show_default=True,
                      help="Images per degradation batch on the device."),
         click.option("--workers", type=click.IntRange(0), default=2, show_default=True,
-                     help="Decode/encode worker processes (0 = all in this process)."),
+                     help="Worker processes. CPU: each decodes, degrades and encodes its own chunks "
+                          "(0 or 1: this process). GPU: they decode and encode while this process "
+                          "degrades batches on the device (0: this process)."),
         click.option("--limit", type=click.IntRange(0), default=None, help="Only the first N items."),
         click.option("--image-format", type=click.Choice(["same", "png", "jpg"]), default="same",
                      show_default=True, help="Output format; 'same' keeps each file's format."),
@@ -125,10 +128,14 @@ def ferplus(ctx, protocol, include_valid, **kw):
 @click.option("--split-seed", type=int, default=0, show_default=True, help="Seed of the split (not of the degradation).")
 @click.option("--split-file", type=click.Path(path_type=Path, dir_okay=False, exists=True), default=None,
               help="Reuse a split list ('<relpath> train|test' per line).")
+@click.option("--exclude-anomalies", default="none", show_default=True, metavar="KINDS",
+              help=f"Leave flagged anomalies out of the copy: comma-separated kinds ({', '.join(KDEF_ANOMALIES)}), "
+                   f"all, or none. Excluded items are listed in manifest.csv as skipped:excluded-anomaly "
+                   f"(--strict allows them) and the choice is recorded in dataset.json.")
 @click.pass_context
-def kdef(ctx, protocol, split_seed, split_file, **kw):
+def kdef(ctx, protocol, split_seed, split_file, exclude_anomalies, **kw):
     """KDEF: --src is KDEF_and_AKDEF/ (or its KDEF/ folder). AKDEF is ignored."""
-    opts = {"protocol": protocol, "split_seed": split_seed}
+    opts = {"protocol": protocol, "split_seed": split_seed, "exclude_anomalies": exclude_anomalies}
     if split_file:
         opts["split_file"] = str(split_file.resolve())
     _build(ctx, "kdef", opts, **kw)

@@ -9,18 +9,14 @@ KDEF split list), anomalies.json and the dataset.json card. A sharded run writes
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
-import os
 import shutil
 import time
-from collections import Counter, defaultdict, deque
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from lldif_bench import __version__
 from lldif_bench.datasets.base import (
@@ -31,13 +27,14 @@ from lldif_bench.datasets.base import (
     skip_code,
 )
 from lldif_bench.datasets.manifest import (
+    EXCLUDED_ANOMALY,
     append_journal,
     make_row,
     read_journal,
     read_manifest,
     write_manifest,
 )
-from lldif_bench.datasets.pipeline import decode_chunk, encode_chunk, make_pool
+from lldif_bench.datasets.pipeline import PIPELINES, BuildJob, strategy_for
 from lldif_bench.datasets.record import Record
 from lldif_bench.errors import UserError
 from lldif_bench.imageio import atomic_write_bytes
@@ -48,7 +45,6 @@ CARD = "dataset.json"
 MANIFEST = "manifest.csv"
 ANOMALIES = "anomalies.json"
 SETTINGS = f"{WORK_DIR}/settings.json"
-DECODE_CHUNK = 32
 
 
 @dataclass
@@ -199,8 +195,13 @@ def _part_name(shard) -> str:
 def build_lowlight(dataset: Dataset, out: Path, *, preset="paper", seed: int = 0, device: str = "auto",
                    batch_size: int = 64, workers: int = 2, limit: int | None = None,
                    image_format: str = "same", jpeg_quality: int = 95, shard=None, overwrite: bool = False,
-                   strict: bool = False, command_line: str = "", landmarks: str = "none") -> BuildSummary:
-    """Write the low-light copy of ``dataset`` under ``out``; see the module docstring."""
+                   strict: bool = False, command_line: str = "", landmarks: str = "none",
+                   pipeline: str | None = None) -> BuildSummary:
+    """Write the low-light copy of ``dataset`` under ``out``; see the module docstring.
+
+    ``workers``: processes (0 or 1 on the CPU: this process). ``pipeline``: where the work runs (a
+    :data:`~lldif_bench.datasets.pipeline.PIPELINES` name; None = ``chained`` on the CPU, ``staged``
+    on an accelerator). Neither changes a byte of the output."""
     from lldif_bench.device import resolve_device
 
     start = time.perf_counter()
@@ -214,6 +215,8 @@ def build_lowlight(dataset: Dataset, out: Path, *, preset="paper", seed: int = 0
     if batch_size < 1:
         raise UserError("--batch-size must be at least 1")
     shard = parse_shard(shard)
+    if pipeline is not None:
+        PIPELINES.get(pipeline)  # an unknown name fails before any work
     check_landmarks(landmarks)
     preset = _load_preset(preset)
     try:
@@ -257,7 +260,7 @@ def build_lowlight(dataset: Dataset, out: Path, *, preset="paper", seed: int = 0
                      for j, (key, reason) in enumerate(parse_skips)]
         append_journal(journal, skip_rows)
         new_rows = _run_pipeline(dataset, out, todo, preset, seed, dev, batch_size, workers, image_format,
-                                 jpeg_quality, journal)
+                                 jpeg_quality, journal, pipeline)
     rows = list(kept.values()) + skip_rows + new_rows
     summary.written = sum(r["status"] == "ok" for r in new_rows)
     summary.total = len(rows)
@@ -274,132 +277,40 @@ def build_lowlight(dataset: Dataset, out: Path, *, preset="paper", seed: int = 0
 
 
 def _check_strict(summary: BuildSummary, strict: bool) -> BuildSummary:
-    if strict and summary.skipped:
-        reasons = ", ".join(f"{n} {code}" for code, n in sorted(summary.skipped.items()))
-        raise UserError(f"--strict: {sum(summary.skipped.values())} items were skipped ({reasons}); "
+    """--strict fails on any skip except the ones the user asked for (excluded anomalies)."""
+    unwanted = {code: n for code, n in summary.skipped.items() if code != EXCLUDED_ANOMALY}
+    if strict and unwanted:
+        reasons = ", ".join(f"{n} {code}" for code, n in sorted(unwanted.items()))
+        raise UserError(f"--strict: {sum(unwanted.values())} items were skipped ({reasons}); "
                         f"see {summary.out / MANIFEST if summary.complete else summary.out}")
     return summary
 
 
 def _run_pipeline(dataset: Dataset, out: Path, todo: list[tuple[int, Record]], preset, seed: int, dev,
-                  batch_size: int, workers: int, image_format: str, jpeg_quality: int, journal) -> list[dict]:
-    import torch
+                  batch_size: int, workers: int, image_format: str, jpeg_quality: int, journal,
+                  pipeline: str | None = None) -> list[dict]:
+    """Run the items through the pipeline (``pipeline``: a :data:`PIPELINES` name, None = by device);
+    every finished row is journaled at once. Returns the rows."""
     from tqdm import tqdm
 
-    from degradations import degrade_batch_uint8
-
-    state = {"dataset": dataset, "preset": preset, "seed": seed, "out": out}
-    records = dict(todo)
+    if not todo:  # everything was kept: no pool to start
+        return []
+    job = BuildJob(dataset=dataset, preset=preset, seed=seed, out=out, image_format=image_format,
+                   jpeg_quality=jpeg_quality, batch_size=batch_size, device=str(dev))
     rows: list[dict] = []
-    pending: dict[int, dict] = {}  # index -> row fields waiting for their encode
-    buffers: dict[tuple, list] = defaultdict(list)  # shape -> [(index, img, info)]
-    max_ahead = 2 * max(workers, 1) + 2
-    chunk = max(1, min(DECODE_CHUNK, batch_size))
-    chunks = [todo[i:i + chunk] for i in range(0, len(todo), chunk)]
     bar = tqdm(total=len(todo), unit="img", desc=f"make-dataset {dataset.name}", disable=None,
                dynamic_ncols=True)
-
-    def fields_of(index: int, info: dict) -> dict:
-        rec = records[index]
-        virtual = dataset.virtual_output(rec)
-        return {"index": index, "key": rec.relpath, "source": virtual or _source_rel(dataset, rec),
-                "output": virtual or dataset.output_relpath(rec, image_format), "split": rec.split,
-                "label": rec.label, "class_name": dataset.class_names[rec.label] if rec.label >= 0 else "",
-                "native_label": rec.native_label, "subject": rec.subject, "angle": rec.angle,
-                "status": info.get("status", "ok"), "detail": info.get("detail", ""),
-                "src_sha256": info.get("src_sha256"), "height": info.get("height"),
-                "width": info.get("width"), "channels": info.get("channels"),
-                "mean_luma_in": info.get("mean_luma_in"), "flags": info.get("flags") or None}
 
     def emit(new: list[dict]) -> None:
         rows.extend(new)
         append_journal(journal, new)
         bar.update(len(new))
 
-    encodes: deque = deque()
-
-    def harvest(block: bool) -> None:
-        done = []
-        while encodes and (block or encodes[0].ready()):
-            for index, sha, luma in encodes.popleft().get():
-                fields = pending.pop(index)
-                fields.update(dst_sha256=sha, mean_luma_out=luma)
-                done.append(make_row(fields, fields.pop("_params")))
-        if done:
-            emit(done)
-
-    def flush(shape: tuple, pool) -> None:
-        batch = buffers.pop(shape, [])
-        if not batch:
-            return
-        x = torch.from_numpy(np.stack([img for _, img, _ in batch])).permute(0, 3, 1, 2).contiguous()
-        y = degrade_batch_uint8(x.to(dev), [info["params"] for _, _, info in batch], preset=preset)
-        y = (y.detach().cpu().numpy() if isinstance(y, torch.Tensor) else np.asarray(y)).transpose(0, 2, 3, 1)
-        jobs = []
-        for (index, _, info), img in zip(batch, y):
-            fields = fields_of(index, info)
-            fields["_params"] = info["params"]
-            pending[index] = fields
-            sampled_quality = info["params"].get("jpeg_quality")
-            recompress = bool(preset.jpeg_recompress and sampled_quality)
-            jobs.append((index, dataset.output_relpath(records[index], image_format),
-                         np.ascontiguousarray(img), int(sampled_quality or jpeg_quality), recompress))
-        for i in range(0, len(jobs), chunk):
-            encodes.append(pool.apply_async(encode_chunk, (jobs[i:i + chunk],)))
-        while len(encodes) > max_ahead:
-            encodes[0].get()  # wait for the oldest encode (bounded memory), then collect what is done
-            harvest(block=False)
-
-    def drive(pool) -> None:
-        decodes: deque = deque()
-        feed = iter(chunks)
-        for c in feed:
-            decodes.append(pool.apply_async(decode_chunk, (c,)))
-            if len(decodes) >= max_ahead:
-                break
-        while decodes:
-            results = decodes.popleft().get()
-            nxt = next(feed, None)
-            if nxt is not None:
-                decodes.append(pool.apply_async(decode_chunk, (nxt,)))
-            skips = []
-            for index, img, info in results:
-                if img is None:
-                    skips.append(make_row(fields_of(index, info), info["params"]))
-                    continue
-                buffers[img.shape].append((index, img, info))
-                if len(buffers[img.shape]) >= batch_size:
-                    flush(img.shape, pool)
-            if skips:
-                emit(skips)
-            harvest(block=False)
-        for shape in list(buffers):
-            flush(shape, pool)
-        harvest(block=True)
-
-    threads = torch.get_num_threads()
-    if dev.type == "cpu":  # leave the cores the worker processes use; oversubscribing is far slower
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) - workers))
     try:
-        with make_pool(workers, state) as pool:
-            try:
-                drive(pool)
-            except BaseException:  # Ctrl-C too: journal the outputs already written, then re-raise
-                with contextlib.suppress(Exception):
-                    harvest(block=False)
-                raise
+        PIPELINES.get(pipeline or strategy_for(dev.type))(job, todo, workers, emit)
     finally:
         bar.close()
-        torch.set_num_threads(threads)
     return rows
-
-
-def _source_rel(dataset: Dataset, record: Record) -> str:
-    path = dataset.source_path(record)
-    try:
-        return str(path.relative_to(dataset.root))
-    except ValueError:
-        return str(path)
 
 
 def counts_by_split(rows: list[dict], class_names: list[str]) -> dict[str, dict[str, int]]:
@@ -418,9 +329,7 @@ def finalize(out: Path, dataset: Dataset, rows: list[dict], settings: dict, comm
     write_manifest(out / MANIFEST, rows)
     dataset.copy_label_files(out)
     files = dataset.finalize_copy(out, rows)
-    anomalies = list(dataset.anomalies) + [
-        {"relpath": r["key"], "kind": "image", "detail": json.loads(r["flags"])}
-        for r in rows if r.get("flags")]
+    anomalies = _anomaly_report(dataset, rows)
     atomic_write_bytes(out / ANOMALIES, json.dumps(anomalies, indent=1, sort_keys=True).encode())
     labelled = [r for r in dataset.records()]
     source_counts: dict[str, dict[str, int]] = {}
@@ -448,6 +357,20 @@ def finalize(out: Path, dataset: Dataset, rows: list[dict], settings: dict, comm
     for part in out.glob("manifest.part-*-of-*.csv"):
         part.unlink()
     return card
+
+
+def _anomaly_report(dataset: Dataset, rows: list[dict]) -> list[dict]:
+    """anomalies.json: what the adapter flagged while parsing, images flagged while decoding, and
+    (only when some were excluded) ``excluded`` on each entry, excluded images included."""
+    excluded = {r["key"]: r["detail"] for r in rows if r["status"] == f"skipped:{EXCLUDED_ANOMALY}"}
+    report = list(dataset.anomalies) + [
+        {"relpath": r["key"], "kind": "image", "detail": json.loads(r["flags"])} for r in rows if r.get("flags")]
+    if not excluded:
+        return report
+    listed = {a["relpath"] for a in report}
+    report += [{"relpath": key, "kind": "image", "detail": [detail]} for key, detail in excluded.items()
+               if key not in listed]
+    return [{**a, "excluded": a["relpath"] in excluded} for a in report]
 
 
 def merge_shards(out: Path, parts: list[Path] | None = None, command_line: str = "",

@@ -10,7 +10,9 @@ no official split; protocols (shared/design/datasets.md §3.3):
 
 The split is written as ``split_<protocol>.txt`` into the copy and reused from there. Misnamed files
 are recovered when exactly one slot of their folder is free; near-black and odd-sized images are
-flagged in anomalies.json, never dropped.
+flagged in anomalies.json. Flagged items are kept unless ``exclude_anomalies`` names their kind
+(:data:`ANOMALY_KINDS`); an excluded item is recorded as ``skipped:excluded-anomaly`` with its reason,
+keeps its place in the split list (the other items' splits do not move) and is not written.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lldif_bench.datasets.base import ADAPTERS, Dataset, sha256_bytes
+from lldif_bench.datasets.base import ADAPTERS, Dataset, SkipItem, sha256_bytes
+from lldif_bench.datasets.manifest import EXCLUDED_ANOMALY
 from lldif_bench.datasets.record import Record
 from lldif_bench.emotions import CANONICAL
 from lldif_bench.errors import UserError
@@ -35,6 +38,8 @@ CODE_TO_CANONICAL = {"SU": "surprise", "AF": "fear", "DI": "disgust", "HA": "hap
                      "AN": "anger", "NE": "neutral"}
 OFFICIAL_SIZE = (762, 562)  # (H, W)
 BLACK_MEAN = 10.0
+# flagged anomalies, by kind: found while parsing names (renamed, folder-mismatch) or in the pixels
+ANOMALY_KINDS = ("renamed", "folder-mismatch", "near-black", "odd-size")
 
 PROTOCOLS: Registry = Registry("KDEF split protocol")
 
@@ -88,8 +93,11 @@ class Kdef(Dataset):
     layout_hint = "KDEF_and_AKDEF/KDEF/AF01/AF01AFS.JPG"
 
     def __init__(self, root: Path, protocol: str = "kdef_person80", split_seed: int = 0,
-                 split_file: str | None = None, **options) -> None:
+                 split_file: str | None = None, exclude_anomalies=(), **options) -> None:
         src = Path(root)
+        exclude = parse_anomaly_kinds(exclude_anomalies)
+        if exclude:  # recorded only when used, so earlier builds keep their settings
+            options["exclude_anomalies"] = list(exclude)
         kdef_dir = find_kdef_dir(src)
         if kdef_dir is None:
             raise UserError(f"{src} is not a KDEF folder: expected {src}/KDEF/AF01/AF01AFS.JPG "
@@ -100,6 +108,7 @@ class Kdef(Dataset):
         self.protocol = protocol
         self.split_seed = int(split_seed)
         self.split_file = Path(split_file) if split_file else self.root / self.split_file_name
+        self.exclude_anomalies = exclude
         self._splits: dict[str, str] = {}
 
     @property
@@ -197,13 +206,29 @@ class Kdef(Dataset):
         self.records()
         return "".join(f"{rel} {split}\n" for rel, split in sorted(self._splits.items()))
 
-    def image_flags(self, record: Record, image: np.ndarray) -> list[str]:
-        flags = []
-        if float(image.mean()) < BLACK_MEAN:
-            flags.append(f"near-black (mean {float(image.mean()):.1f} < {BLACK_MEAN:g})")
+    def image_anomalies(self, image: np.ndarray) -> list[tuple[str, str]]:
+        """(kind, text) of what is odd about an image's pixels."""
+        found = []
+        mean = float(image.mean())
+        if mean < BLACK_MEAN:
+            found.append(("near-black", f"near-black (mean {mean:.1f} < {BLACK_MEAN:g})"))
         if image.shape[:2] != OFFICIAL_SIZE:
-            flags.append(f"size {image.shape[1]}x{image.shape[0]}, not 562x762")
-        return flags
+            found.append(("odd-size", f"size {image.shape[1]}x{image.shape[0]}, not 562x762"))
+        return found
+
+    def image_flags(self, record: Record, image: np.ndarray) -> list[str]:
+        return [text for _, text in self.image_anomalies(image)]
+
+    def read_source(self, record: Record) -> tuple[np.ndarray, str]:
+        """The image and its hash; an anomaly of an excluded kind makes it a skip with the reason."""
+        image, sha = super().read_source(record)
+        if self.exclude_anomalies:
+            found = [(a["kind"], a["detail"]) for a in self.anomalies if a["relpath"] == record.relpath]
+            found += self.image_anomalies(image)
+            reasons = [f"{kind}: {text}" for kind, text in found if kind in self.exclude_anomalies]
+            if reasons:
+                raise SkipItem(EXCLUDED_ANOMALY, f"{record.relpath}: excluded anomaly ({'; '.join(reasons)})")
+        return image, sha
 
     def finalize_copy(self, out: Path, rows: list[dict]) -> dict[str, str]:
         data = self.split_text().encode()
@@ -212,6 +237,23 @@ class Kdef(Dataset):
 
     def describe(self) -> dict:
         return {"protocol": self.protocol, "protocol_help": PROTOCOLS.help(self.protocol),
+                "exclude_anomalies": list(self.exclude_anomalies),
                 "split_seed": self.split_seed, "split_file": self.split_file_name,
                 "native_order": list(EXPRESSIONS),
                 "native_to_canonical": {c: CODE_TO_CANONICAL[c] for c in EXPRESSIONS}}
+
+
+def parse_anomaly_kinds(kinds) -> tuple[str, ...]:
+    """``"near-black,renamed"``, ``"all"``, ``"none"`` or a sequence of kinds -> the kinds, in
+    :data:`ANOMALY_KINDS` order; an unknown kind is a :class:`UserError`."""
+    if isinstance(kinds, str):
+        kinds = [k.strip() for k in kinds.split(",") if k.strip()]
+    kinds = set(kinds or ())
+    if "all" in kinds:
+        return ANOMALY_KINDS
+    kinds.discard("none")
+    unknown = sorted(kinds - set(ANOMALY_KINDS))
+    if unknown:
+        raise UserError(f"unknown KDEF anomaly kind {', '.join(unknown)}; choose from "
+                        f"{', '.join(ANOMALY_KINDS)}, all or none")
+    return tuple(k for k in ANOMALY_KINDS if k in kinds)

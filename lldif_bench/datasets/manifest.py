@@ -19,6 +19,8 @@ BASE_COLUMNS = ("index", "key", "source", "output", "split", "label", "class_nam
                 "angle", "status", "detail", "src_sha256", "dst_sha256", "height", "width", "channels",
                 "mean_luma_in", "mean_luma_out", "flags")
 PARAM_PREFIX = "param."
+# a skip the user asked for (``make-dataset kdef --exclude-anomalies``): recorded, but --strict allows it
+EXCLUDED_ANOMALY = "excluded-anomaly"
 
 
 def canonical(value: Any) -> str:
