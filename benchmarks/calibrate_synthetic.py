@@ -1,21 +1,22 @@
 """Difficulty calibration of the synthetic FER dataset (issue: "Package, CLI, CI and the built-in
 synthetic FER dataset").
 
-Measures, in one run and on one generated clear / low-light pair:
-- ResNet-18 from scratch, trained for a few CPU minutes through the real harness (`run_training`),
-  on the clear images and on the low-light copy: test accuracy, mean class accuracy, the gap;
+Runs exactly what ``lldif-bench demo`` runs (:func:`lldif_bench.demo.run_demo`: generate, darken with
+the ``paper`` preset, train ResNet-18 from scratch with ``DEMO_RECIPE`` on the clear and on the
+low-light copy), then adds, on the same clear set:
+- the seconds each training run took (train + per-epoch evaluation);
 - the single-statistic probes of ``calibrate_synthetic_probe.py`` (colour histogram and raw-pixel
-  logistic regression) on the same clear set, beside the majority-class rate.
+  logistic regression) beside the majority-class rate.
 
-    python benchmarks/calibrate_synthetic.py --num-images 2000 --epochs 12 --image-size 64 --cosine --seed 0
+Every recipe option defaults to ``DEMO_RECIPE``, so the default command measures the demo:
+
+    python benchmarks/calibrate_synthetic.py --out calibration/n2000-s0 --num-images 2000 --seed 0
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -24,22 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from calibrate_synthetic_probe import colour_histogram, load_split, logistic_probe, raw_pixels
 
-from lldif_bench.synthetic.pair import make_synthetic_pair
-from lldif_bench.training import resolve_config, run_training
-
-
-def train(method: str, data: Path, out: Path, args) -> tuple[dict, float]:
-    start = time.perf_counter()
-    cfg = resolve_config({"method": method, "data": str(data), "out": str(out), "seed": args.seed,
-                          "epochs": args.epochs, "image_size": args.image_size, "batch_size": args.batch_size,
-                          "lr": args.lr, "optimizer": "adam", "scheduler": "cosine" if args.cosine else None,
-                          "scheduler_params": {} if args.cosine else None, "progress": False,
-                          "device": "cpu", "overwrite": True, "augment": {"erase_p": args.erase_p}})
-    run_dir = run_training(cfg)
-    return json.loads((run_dir / "results.json").read_text()), time.perf_counter() - start
+from lldif_bench.demo import DEMO_RECIPE, run_demo
 
 
 def probes(root: Path) -> dict[str, float]:
+    """Majority-class rate and the two single-statistic linear probes (test accuracy) on ``root``."""
     split = load_split(root)
     (tr_img, tr_y, _), (te_img, te_y, _) = split["train"], split["test"]
     out = {"majority class": float(np.mean(te_y == np.bincount(tr_y).argmax()))}
@@ -49,36 +39,54 @@ def probes(root: Path) -> dict[str, float]:
     return out
 
 
+def recipe_from_args(args: argparse.Namespace) -> dict:
+    """``DEMO_RECIPE`` with the command-line overrides applied."""
+    recipe = {**DEMO_RECIPE, "epochs": args.epochs, "image_size": args.image_size, "batch_size": args.batch_size,
+              "lr": args.lr, "optimizer": args.optimizer, "scheduler": args.scheduler}
+    if args.scheduler != DEMO_RECIPE["scheduler"]:
+        recipe["scheduler_params"] = {}
+    if args.optimizer != DEMO_RECIPE["optimizer"]:
+        recipe["optimizer_params"] = {}
+    return recipe
+
+
+def describe(recipe: dict) -> str:
+    return (f"{recipe['epochs']} epochs at {recipe['image_size']}px, batch {recipe['batch_size']}, "
+            f"{recipe['optimizer']} lr {recipe['lr']} {recipe.get('optimizer_params') or ''}, "
+            f"{recipe['scheduler']} {recipe.get('scheduler_params') or ''}, "
+            f"weight decay {recipe.get('weight_decay', 'suite default')}, augment {recipe.get('augment', {})}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=Path("calibration"))
+    ap.add_argument("--out", type=Path, default=Path("calibration"),
+                    help="output folder (data, runs, leaderboard); finished runs of the same recipe are kept")
     ap.add_argument("--num-images", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--epochs", type=int, default=12)
-    ap.add_argument("--image-size", type=int, default=64)
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--erase-p", type=float, default=0.0,
-                    help="random-erasing probability (the suite default 0.5 slows a short run down)")
-    ap.add_argument("--cosine", action="store_true", help="cosine schedule instead of the method's own")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--epochs", type=int, default=DEMO_RECIPE["epochs"])
+    ap.add_argument("--image-size", type=int, default=DEMO_RECIPE["image_size"])
+    ap.add_argument("--batch-size", type=int, default=DEMO_RECIPE["batch_size"])
+    ap.add_argument("--lr", type=float, default=DEMO_RECIPE["lr"])
+    ap.add_argument("--optimizer", default=DEMO_RECIPE["optimizer"])
+    ap.add_argument("--scheduler", default=DEMO_RECIPE["scheduler"],
+                    help="a different scheduler than the demo's runs with its own default parameters")
     ap.add_argument("--method", default="resnet18")
     ap.add_argument("--skip-probes", action="store_true")
     args = ap.parse_args()
 
-    make_synthetic_pair(args.out / "data", num_images=args.num_images, seed=args.seed, device="cpu",
-                        progress=False)
-    rows = []
-    for condition, folder in (("clear", "clear"), ("low-light", "lowlight")):
-        res, seconds = train(args.method, args.out / "data" / folder, args.out / f"runs-{condition}", args)
-        final = res.get("final", res)
-        rows.append((condition, final["accuracy"], final["mean_class_accuracy"], seconds))
-    print(f"\n{args.method} from scratch, {args.num_images} synthetic images (seed {args.seed}), "
-          f"{args.epochs} epochs at {args.image_size}px, Adam lr {args.lr}"
-          f"{' (cosine)' if args.cosine else ''}, random erasing p={args.erase_p}, CPU:")
+    recipe = recipe_from_args(args)
+    result = run_demo(args.out, methods=(args.method,), num_images=args.num_images, seed=args.seed,
+                      device=args.device, recipe=recipe, progress=False)
+    row = result.table.iloc[0]
+    print(f"\n{args.method} from scratch, {args.num_images} synthetic images (seed {args.seed}), {describe(recipe)}:")
     print(f"{'condition':<10} {'accuracy':>9} {'mean class acc':>15} {'train+eval s':>13}")
-    for condition, acc, mca, seconds in rows:
-        print(f"{condition:<10} {100 * acc:>8.1f}% {100 * mca:>14.1f}% {seconds:>13.0f}")
-    print(f"gap (clear - low-light): {100 * (rows[0][1] - rows[1][1]):.1f} points")
+    for condition in ("clear", "low-light"):
+        seconds = result.seconds.get(f"{args.method}-synthetic-{condition}-s{args.seed}")
+        shown = f"{seconds:>13.0f}" if seconds is not None else f"{'(kept)':>13}"
+        print(f"{condition:<10} {row[f'{condition} acc (%)']:>8.1f}% {row[f'{condition} mean class acc (%)']:>14.1f}% "
+              f"{shown}")
+    print(f"gap (clear - low-light): {row['drop (points)']:.1f} points")
     if not args.skip_probes:
         print("\nsingle-statistic probes on the clear set (test accuracy):")
         for name, acc in probes(args.out / "data" / "clear").items():

@@ -11,13 +11,21 @@ Steps (each resumes: run it again after an interrupt and finished work is kept):
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
+import yaml
 
 from lldif_bench.errors import UserError
+
+if TYPE_CHECKING:
+    from lldif_bench.training.config import RunConfig
 
 log = logging.getLogger(__name__)
 
@@ -37,15 +45,36 @@ class DemoResult:
     table: pd.DataFrame
     run_dirs: list[Path] = field(default_factory=list)
     skipped_methods: dict[str, str] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time of each run trained in this call
 
 
 def _finished(run_dir: Path) -> bool:
     return (run_dir / "results.json").is_file()
 
 
+# Settings that decide what a run learns; a saved run that differs in any of them is retrained.
+RECIPE_KEYS = ("method", "data", "seed", "epochs", "image_size", "batch_size", "lr", "weight_decay", "optimizer",
+               "optimizer_params", "scheduler", "scheduler_params", "augment")
+
+
+def _same_recipe(run_dir: Path, cfg: RunConfig) -> bool:
+    """Whether ``run_dir/config.yaml`` was written for the same recipe as ``cfg``."""
+    saved_file = run_dir / "config.yaml"
+    if not saved_file.is_file():
+        return False
+    saved = (yaml.safe_load(saved_file.read_text()) or {}).get("config", {})
+    wanted = json.loads(json.dumps(cfg.to_dict(), default=str))  # as the harness writes it
+    return all(saved.get(key) == wanted[key] for key in RECIPE_KEYS)
+
+
 def run_demo(out: Path, *, methods: tuple[str, ...] = DEFAULT_METHODS, num_images: int = 2000, size: int = 100,
-             seed: int = 0, device: str = "auto", epochs: int | None = None, progress: bool = True) -> DemoResult:
-    """Generate, darken, train ``methods`` on clear and low-light copies, and tabulate."""
+             seed: int = 0, device: str = "auto", epochs: int | None = None, recipe: dict | None = None,
+             progress: bool = True) -> DemoResult:
+    """Generate, darken, train ``methods`` on clear and low-light copies, and tabulate.
+
+    ``recipe`` overrides keys of :data:`DEMO_RECIPE` (``epochs`` is a shortcut for one of them).
+    A finished run is kept only when it was trained with the same recipe; otherwise it is retrained.
+    """
     from lldif_bench.methods import load_all_methods
     from lldif_bench.synthetic.pair import make_synthetic_pair
     from lldif_bench.training import resolve_config, run_training
@@ -59,21 +88,23 @@ def run_demo(out: Path, *, methods: tuple[str, ...] = DEFAULT_METHODS, num_image
     log.info("step 1/3: synthetic data (%d images) and its low-light copy in %s", num_images, data)
     make_synthetic_pair(data, num_images=num_images, size=size, seed=seed, device=device, progress=progress)
 
-    recipe = dict(DEMO_RECIPE, **({"epochs": epochs} if epochs else {}))
+    recipe = {**DEMO_RECIPE, **(recipe or {}), **({"epochs": epochs} if epochs else {})}
     result = DemoResult(out=out, table=pd.DataFrame())
     for method in methods:
         for condition, folder in CONDITIONS.items():
             name = f"{method}-synthetic-{condition}-s{seed}"
             run_dir = out / "runs" / name
-            if _finished(run_dir):
+            cfg = resolve_config({"method": method, "data": str(data / folder), "out": str(out / "runs"),
+                                  "name": name, "seed": seed, "device": device, "progress": progress, **recipe})
+            if _finished(run_dir) and _same_recipe(run_dir, cfg):
                 log.info("kept finished run %s", run_dir)
                 result.run_dirs.append(run_dir)
                 continue
             log.info("step 2/3: training %s on %s images (%d epochs)", method, condition, recipe["epochs"])
-            cfg = resolve_config({"method": method, "data": str(data / folder), "out": str(out / "runs"),
-                                  "name": name, "seed": seed, "device": device, "progress": progress,
-                                  "resume": run_dir.exists(), **recipe})
-            result.run_dirs.append(run_training(cfg))
+            resume = run_dir.exists() and _same_recipe(run_dir, cfg)
+            start = time.perf_counter()
+            result.run_dirs.append(run_training(dataclasses.replace(cfg, resume=resume, overwrite=not resume)))
+            result.seconds[name] = time.perf_counter() - start
     result.table = leaderboard_table(out / "runs" / "leaderboard.csv", result.run_dirs)
     write_table(result.table, out / "leaderboard")
     return result

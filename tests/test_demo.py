@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
+import yaml
 from click.testing import CliRunner
 
 from lldif_bench.cli.main import main
@@ -29,6 +30,12 @@ def test_demo_writes_a_clear_vs_lowlight_leaderboard_and_resumes(tmp_path):
     assert r2.exit_code == 0, r2.output
     assert len(pd.read_csv(out / "runs" / "leaderboard.csv")) == rows_before
     assert pd.read_csv(out / "leaderboard.csv").equals(table)
+    # another recipe (here --epochs 2) retrains both runs instead of keeping the 1-epoch ones
+    r3 = CliRunner().invoke(main, [*args[:-4], "--epochs", "2", *args[-2:]])
+    assert r3.exit_code == 0, r3.output
+    assert len(pd.read_csv(out / "runs" / "leaderboard.csv")) == rows_before + 2
+    for run in runs:
+        assert yaml.safe_load((out / "runs" / run / "config.yaml").read_text())["config"]["epochs"] == 2
 
 
 def test_demo_rejects_unknown_method(tmp_path):
