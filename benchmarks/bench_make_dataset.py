@@ -52,41 +52,55 @@ def make_source(root: Path, n: int) -> Path:
     return basic
 
 
-def stage_times(basic: Path, batch_size: int, device: torch.device, scratch: Path) -> dict[str, float]:
-    """Seconds per image of each stage alone (one process; degrade at its best thread count)."""
+def cpu_seconds() -> float:
+    """User + system CPU seconds of this process and of its finished children (pool workers)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+class Clock:
+    """Wall and CPU seconds since it was made, per item."""
+
+    def __init__(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), cpu_seconds()
+
+    def per(self, n: int) -> tuple[float, float]:
+        return (time.perf_counter() - self.wall) / n, (cpu_seconds() - self.cpu) / n
+
+
+def stage_times(basic: Path, batch_size: int, device: torch.device, scratch: Path) -> dict[str, tuple[float, float]]:
+    """(wall, CPU) seconds per image of each stage alone, in one process; degrade's wall time is at
+    its best thread count, its CPU time at one thread (``degrade_1thread``: both at one thread)."""
     ds = ADAPTERS.get("rafdb")(basic)
     records = ds.records()
+    n = len(records)
     preset = load_preset("paper")
-    t = time.perf_counter()
+    clock = Clock()
     images = [decode_image((ds.root / r.relpath).read_bytes()) for r in records]
-    t_decode = (time.perf_counter() - t) / len(records)
-    t = time.perf_counter()
+    decode = clock.per(n)
+    clock = Clock()
     params = [preset.sample(0, f"rafdb/{r.relpath}") for r in records]
-    t_sample = (time.perf_counter() - t) / len(records)
+    sample = clock.per(n)
     x_all = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous()
     degrade_batch_uint8(x_all[:2].to(device), params[:2], preset=preset)  # warm-up
-    if device.type == "cuda":
-        torch.cuda.synchronize()
     threads = torch.get_num_threads()
     per_threads = {}
-    for n_threads in range(1, threads + 1):  # the best thread count is the stage's figure
+    for n_threads in range(1, threads + 1):
         torch.set_num_threads(n_threads)
-        t = time.perf_counter()
+        clock = Clock()
         outs = []
-        for i in range(0, len(records), batch_size):
+        for i in range(0, n, batch_size):
             y = degrade_batch_uint8(x_all[i:i + batch_size].to(device), params[i:i + batch_size], preset=preset)
             outs.append(y.cpu().numpy().transpose(0, 2, 3, 1))
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        per_threads[n_threads] = (time.perf_counter() - t) / len(records)
+        per_threads[n_threads] = clock.per(n)
     torch.set_num_threads(threads)
-    t_degrade = min(per_threads.values())
+    degrade = (min(wall for wall, _ in per_threads.values()), per_threads[1][1])
     lows = [img for batch in outs for img in batch]
-    t = time.perf_counter()
+    clock = Clock()
     for k, img in enumerate(lows):
         atomic_write_bytes(scratch / f"{k}.jpg", encode_image(np.ascontiguousarray(img), "jpg", jpeg_quality=95))
-    t_encode = (time.perf_counter() - t) / len(records)
-    return {"decode": t_decode, "degrade": t_degrade, "encode": t_encode, "sample": t_sample,
+    encode = clock.per(n)
+    return {"decode": decode, "degrade": degrade, "encode": encode, "sample": sample,
             "degrade_1thread": per_threads[1]}
 
 
@@ -103,36 +117,41 @@ def main() -> None:
         tmp = Path(tmp)
         basic = make_source(tmp / "src", args.n)
         (tmp / "scratch").mkdir()
+        load_before = _load()
         stages = stage_times(basic, args.batch_size, device, tmp / "scratch")
         sample = stages.pop("sample")  # parameter sampling: part of the pipeline, not of the three stages
         degrade_1 = stages.pop("degrade_1thread")
-        sum_rate = 1.0 / sum(stages.values())
-        print(f"device {device}, {args.n} images 100x100, batch {args.batch_size}, "
-              f"torch threads {torch.get_num_threads()}, {os.cpu_count()} CPUs, load {_load()}")
-        for name, sec in stages.items():
-            print(f"  stage {name:8s} {sec * 1e3:7.2f} ms/img  ({1 / sec:8.0f} img/s alone)")
-        print(f"  sum of stages     {sum(stages.values()) * 1e3:7.2f} ms/img  ({sum_rate:8.0f} img/s)")
-        one_thread = stages["decode"] + degrade_1 + stages["encode"]
-        print(f"  (degrade at 1 thread {degrade_1 * 1e3:.2f} ms/img: one-thread stage sum {one_thread * 1e3:.2f} "
-              f"ms/img, {1 / one_thread:.0f} img/s; parameter sampling {sample * 1e3:.2f} ms/img is not "
-              f"in the sums)")
-        rates: dict[int, float] = {}
-        for repeat in range(args.repeat):  # interleaved, so a load change hits every setting alike
+        stage_sum = sum(wall for wall, _ in stages.values())
+        sum_rate = 1.0 / stage_sum
+        best: dict[int, tuple[float, float]] = {}  # workers -> (wall, CPU) per image of the fastest run
+        for _ in range(args.repeat):  # interleaved, so a load change hits every setting alike
             for w in args.workers:
                 out = tmp / f"out_w{w}"
-                t = time.perf_counter()
+                clock = Clock()
                 summary = build_lowlight(ADAPTERS.get("rafdb")(basic), out, device=str(device), workers=w,
                                          batch_size=args.batch_size)
-                dt = time.perf_counter() - t
+                run = clock.per(args.n)
                 assert summary.ok == args.n, summary.format()
-                rates[w] = max(rates.get(w, 0.0), args.n / dt)
+                best[w] = min(best.get(w, run), run)
                 shutil.rmtree(out)
+        print(f"device {device}, {args.n} images 100x100, batch {args.batch_size}, torch threads "
+              f"{torch.get_num_threads()}, {os.cpu_count()} CPUs; load average before {load_before}, "
+              f"after {_load()}")
+        print(f"  {'':44s} {'wall ms/img':>11s} {'img/s':>7s} {'CPU ms/img':>10s}")
+
+        def line(name: str, wall: float, cpu: float, note: str = "") -> None:
+            print(f"  {name:44s} {wall * 1e3:11.3f} {1 / wall:7.0f} {cpu * 1e3:10.3f}  {note}")
+
+        for name, (wall, cpu) in stages.items():
+            line(f"stage {name}", wall, cpu, "(best thread count)" if name == "degrade" else "")
+        line("sum of stages", stage_sum, sum(cpu for _, cpu in stages.values()), "(CPU: degrade at 1 thread)")
+        line("  degrade at 1 thread", *degrade_1)
+        line("  parameter sampling (in the pipeline, not the sum)", *sample)
         for w in args.workers:
             where = {0: "in-process, torch threads", 1: "in-process, 1 thread"}.get(w, f"{w} worker processes")
-            print(f"  end-to-end, --workers {w} ({where}): {args.n / rates[w]:6.2f} s  {rates[w]:8.0f} img/s  "
-                  f"= {rates[w] / sum_rate:4.2f}x the sum-of-stages rate")
-        if 1 in rates and 2 in rates:
-            print(f"  2 workers / 1 worker: {rates[2] / rates[1]:4.2f}x   (load after: {_load()})")
+            line(f"end-to-end --workers {w} ({where})", *best[w], f"= {1 / best[w][0] / sum_rate:4.2f}x stage-sum rate")
+        if 1 in best and 2 in best:
+            print(f"  2 workers / 1 worker: {best[1][0] / best[2][0]:4.2f}x")
 
 
 def _load() -> str:

@@ -61,7 +61,8 @@ def shared_options(f):
         click.option("--landmarks", default="none", show_default=True,
                      help="Landmark backend to run on the copy, or 'none'."),
         click.option("--overwrite", is_flag=True, help="Replace an earlier build in OUT made with other settings."),
-        click.option("--strict", is_flag=True, help="Exit non-zero if any item was skipped."),
+        click.option("--strict", is_flag=True,
+                     help="Exit non-zero if any item was skipped (excluded KDEF anomalies excepted)."),
         click.option("--shard", default=None, metavar="I/N",
                      help="Build only part I of N (1-based); join the parts with merge-manifests."),
     ]
