@@ -180,6 +180,16 @@ def test_interrupt_inside_worker_processes_resumes_byte_identical(raf, tmp_path,
 
 
 @pytest.mark.parametrize("workers", [0, 2])
+def test_a_full_disk_is_a_clear_error(raf, tmp_path, monkeypatch, workers):
+    def full(path, data):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("lldif_bench.datasets.pipeline.atomic_write_bytes", full)
+    with pytest.raises(UserError, match="No space left on device; fix that and run the same command again"):
+        build(raf["root"], tmp_path / "full", workers=workers, command_line="test")
+
+
+@pytest.mark.parametrize("workers", [0, 2])
 def test_staged_pipeline_writes_the_same_bytes(raf, tmp_path, workers):
     """The accelerator path (workers decode/encode, the main process degrades batches), run on the
     CPU, gives the chained build's bytes."""

@@ -159,7 +159,11 @@ def encode_item(job: BuildJob, index: int, record: Record, info: dict, low: np.n
     recompress = bool(job.preset.jpeg_recompress and sampled_quality)
     data = encode_degraded(low, image_format_of(relpath), int(sampled_quality or job.jpeg_quality),
                            recompress=recompress)
-    atomic_write_bytes(job.out / relpath, data)
+    try:
+        atomic_write_bytes(job.out / relpath, data)
+    except OSError as err:  # disk full, permissions: stop (every later write would fail too)
+        raise UserError(f"cannot write {job.out / relpath}: {err.strerror or err}; fix that and run the same "
+                        f"command again to resume") from None
     return item_row(job, index, record, info, dst_sha256=sha256_bytes(data), mean_luma_out=round(mean_luma(low), 3))
 
 
