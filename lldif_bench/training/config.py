@@ -89,6 +89,7 @@ class RunConfig:
     compile: bool = False                                 # torch.compile the model
     workers: int = 4                                      # threads for packing and batch prefetch
     grad_clip: float | None = None
+    ema_decay: float | None = None                        # evaluate an EMA of the weights (e.g. 0.999); None: off
     eval_every: int = 1                                   # evaluate the test split every N epochs
     limit_batches: int | None = None                      # cap train steps per epoch (smoke tests)
     sync_bn: bool = True                                  # SyncBatchNorm under multi-GPU DDP
@@ -121,6 +122,10 @@ class RunConfig:
         _check_range("weight_decay", self.weight_decay, 0.0, math.inf)
         if self.grad_clip is not None:
             _check_positive("grad_clip", self.grad_clip)
+        if self.ema_decay is not None:
+            _check_range("ema_decay", self.ema_decay, 0.0, 1.0)
+            if not 0.0 < self.ema_decay < 1.0:
+                raise UserError(f"ema_decay must be in (0, 1) (e.g. 0.999) or null for no EMA, got {self.ema_decay!r}")
         for name in ("optimizer_params", "scheduler_params", "method_options", "stages"):
             if not isinstance(getattr(self, name), dict):
                 raise UserError(f"{name} must be a mapping, got {type(getattr(self, name)).__name__}")
@@ -164,7 +169,7 @@ class RunConfig:
 
 # Keys a stage may override (its own length, optimiser and schedule).
 STAGE_KEYS = frozenset({"epochs", "lr", "weight_decay", "optimizer", "optimizer_params", "scheduler",
-                        "scheduler_params", "batch_size", "grad_clip", "eval_every"})
+                        "scheduler_params", "batch_size", "grad_clip", "eval_every", "ema_decay"})
 
 
 def field_names(cls=RunConfig) -> list[str]:
@@ -241,7 +246,7 @@ def _coerce(key: str, value: Any, default: Any, where: str) -> Any:
             return float(value)
         if key in ("limit_batches",):
             return int(value)
-        if key in ("grad_clip",):
+        if key in ("grad_clip", "ema_decay"):
             return float(value)
         if key == "stage":
             return str(value)

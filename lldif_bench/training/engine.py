@@ -16,6 +16,11 @@ Each stage is trained for its own epochs with its own optimiser and schedule and
 stage, which needs the previous stage finished. Stage k starts from stage k-1's last weights.
 The final stage's evaluation makes ``results.json``, ``predictions.csv`` and the leaderboard row.
 
+EMA (``ema_decay``, a stage key; off by default): an average of the stage's trained parameters is
+updated after every step (:mod:`lldif_bench.training.ema`); evaluation, ``last``/``best`` weights
+(hence ``predict`` and the next stage's start) use it, while ``state.pt`` keeps the average and
+the raw trained values so a resume continues exactly.
+
 Randomness: model init from ``seed``; every epoch reseeds torch/numpy/random from
 (seed, stage, epoch, rank) and batch order/augmentation from (seed, stage, epoch, step), so a resumed
 run replays exactly what an uninterrupted one computes without carrying RNG state.
@@ -61,6 +66,7 @@ from lldif_bench.training.distributed import (
     init_from_env,
     shutdown,
 )
+from lldif_bench.training.ema import ParamEMA
 from lldif_bench.training.leaderboard import append_row
 from lldif_bench.training.metrics import classification_metrics
 from lldif_bench.training.optim import build_optimizer, build_scheduler
@@ -263,6 +269,7 @@ def train_stage(model: nn.Module, cfg: RunConfig, stages: list[dict], k: int, ru
     optimizer = build_optimizer(cfg.optimizer, groups, cfg.lr, cfg.weight_decay, cfg.optimizer_params)
     scheduler = build_scheduler(cfg.scheduler, optimizer, cfg.epochs, cfg.scheduler_params)
     start, history, best, final = 0, [], None, None
+    ema = ParamEMA(model, cfg.ema_decay) if cfg.ema_decay else None
     state_file = out_dir / ckpt.STATE
     if cfg.resume and state_file.is_file():
         state = ckpt.load_state(state_file)
@@ -271,6 +278,8 @@ def train_stage(model: nn.Module, cfg: RunConfig, stages: list[dict], k: int, ru
             raise UserError(f"{out_dir}: the weights are of epoch {weights_epoch} but the training state of epoch "
                             f"{state['epoch']} (the run was killed while writing them); restart with --overwrite")
         ckpt.load_weights(model, out_dir / ckpt.LAST)
+        if ema is not None:
+            _restore_ema(model, ema, state, out_dir)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start, history, best, final = state["epoch"] + 1, list(state["history"]), state["best"], state["final"]
@@ -280,30 +289,58 @@ def train_stage(model: nn.Module, cfg: RunConfig, stages: list[dict], k: int, ru
     trainable = [p for g in optimizer.param_groups for p in g["params"]]
     for epoch in range(start, cfg.epochs):
         reseed(cfg.seed, k, epoch, ctx.rank)
-        row = _train_epoch(model, fwd, optimizer, trainable, train, cfg, ctx, k, epoch, name)
+        row = _train_epoch(model, fwd, optimizer, trainable, train, cfg, ctx, k, epoch, name, ema)
         row["lr"] = optimizer.param_groups[0]["lr"]
         scheduler.step()
         last = epoch == cfg.epochs - 1
-        if last or (epoch + 1) % cfg.eval_every == 0:
-            _sync_buffers(model, ctx)
-            final, _, _ = evaluate(model, test, cfg, ctx)
-            row.update({"test_accuracy": final["accuracy"], "test_mean_class_accuracy": final["mean_class_accuracy"],
-                        "test_mean_confidence": final["mean_confidence"]})
-            if best is None or final["accuracy"] > best["metrics"]["accuracy"]:
-                best = {"epoch": epoch + 1, "metrics": final}
-                if ctx.is_main:
-                    ckpt.save_weights(model, out_dir / ckpt.BEST, {"epoch": epoch, "stage": name})
-        history.append(row)
+        trained = _trained_params(model, ema) if ema is not None and ctx.is_main else None
+        with ema.applied(model) if ema is not None else contextlib.nullcontext():  # evaluate/save the EMA weights
+            if last or (epoch + 1) % cfg.eval_every == 0:
+                _sync_buffers(model, ctx)
+                final, _, _ = evaluate(model, test, cfg, ctx)
+                row.update({"test_accuracy": final["accuracy"],
+                            "test_mean_class_accuracy": final["mean_class_accuracy"],
+                            "test_mean_confidence": final["mean_confidence"]})
+                if best is None or final["accuracy"] > best["metrics"]["accuracy"]:
+                    best = {"epoch": epoch + 1, "metrics": final}
+                    if ctx.is_main:
+                        ckpt.save_weights(model, out_dir / ckpt.BEST, {"epoch": epoch, "stage": name})
+            history.append(row)
+            if ctx.is_main:
+                ckpt.save_weights(model, out_dir / ckpt.LAST, {"epoch": epoch, "stage": name})
         if ctx.is_main:
-            ckpt.save_weights(model, out_dir / ckpt.LAST, {"epoch": epoch, "stage": name})
+            extra = {} if ema is None else {"ema": ema.state_dict(), "trained_params": trained}
             ckpt.save_state(state_file, {
                 "epoch": epoch, "stage": name, "complete": last, "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "history": history, "best": best, "final": final,
-                "package_version": __version__})
+                "package_version": __version__, **extra})
         barrier(ctx)
+    if ema is not None:  # the stage's result (next stage's start, final evaluation) is the EMA weights
+        ema.copy_to(model)
     if start >= cfg.epochs and ctx.is_main:
         log.info("stage %r already finished (%d epochs)", name, cfg.epochs)
     return StageOutcome(history, final, best, max(0, cfg.epochs - start))
+
+
+def _trained_params(model: nn.Module, ema: ParamEMA) -> dict[str, torch.Tensor]:
+    """The raw (not averaged) values of the parameters ``ema`` averages, for a resume."""
+    params = dict(model.named_parameters())
+    return {name: params[name].detach().cpu().clone() for name in ema.names}
+
+
+def _restore_ema(model: nn.Module, ema: ParamEMA, state: Mapping[str, Any], out_dir: Path) -> None:
+    """On resume: ``last`` holds the EMA weights; bring back the average and the raw trained values."""
+    if "ema" not in state or "trained_params" not in state:
+        raise UserError(f"{out_dir}/{ckpt.STATE} was written without EMA but ema_decay is set; resume with the "
+                        "original ema_decay or restart with --overwrite")
+    try:
+        ema.load_state_dict(state["ema"])
+    except ValueError as err:
+        raise UserError(f"{out_dir}: {err}; restart with --overwrite") from None
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, value in state["trained_params"].items():
+            params[name].copy_(value)
 
 
 def _weights_epoch(path: Path) -> int | None:
@@ -329,12 +366,12 @@ def _wrap(model: nn.Module, cfg: RunConfig, ctx: DistContext) -> nn.Module:
 
 
 def _train_epoch(model, fwd, optimizer, trainable, train: PackedBatches, cfg: RunConfig, ctx: DistContext,
-                 k: int, epoch: int, stage: str) -> dict:
+                 k: int, epoch: int, stage: str, ema: ParamEMA | None = None) -> dict:
     model.train()
     t0 = time.perf_counter()
     loss_sum = torch.zeros((), dtype=torch.float64)
     correct = torch.zeros((), dtype=torch.float64)
-    seen = 0
+    seen = scored = 0
     parts: dict[str, float] = {}
     bar = tqdm(total=len(train), desc=f"{stage} epoch {epoch + 1}/{cfg.epochs}", unit="batch", leave=False,
                disable=not (cfg.progress and ctx.is_main), file=sys.stderr)
@@ -352,20 +389,25 @@ def _train_epoch(model, fwd, optimizer, trainable, train: PackedBatches, cfg: Ru
             torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        if ema is not None:
+            ema.update(model)
         loss_sum += loss_value * b.local_n
-        if "logits" in outputs:
+        if "logits" in outputs:  # a step without logits (LLDif 2a) has no train accuracy
             correct += float((outputs["logits"].detach().argmax(1) == b.data["label"]).sum())
+            scored += b.local_n
         for key, value in (logged or {}).items():
             parts[key] = parts.get(key, 0.0) + float(value) * b.local_n
         seen += b.local_n
         bar.update(1)
         bar.set_postfix(loss=f"{loss_value:.4f}", img_s=f"{seen * ctx.world_size / (time.perf_counter() - t0):.0f}")
     bar.close()
-    totals = all_reduce_sum(ctx, torch.stack([loss_sum, correct, torch.tensor(float(seen), dtype=torch.float64)]))
+    totals = all_reduce_sum(ctx, torch.stack([loss_sum, correct, torch.tensor(float(seen), dtype=torch.float64),
+                                              torch.tensor(float(scored), dtype=torch.float64)]))
     n = max(float(totals[2]), 1.0)
     seconds = time.perf_counter() - t0
     row = {"stage": stage, "epoch": epoch + 1, "train_loss": float(totals[0]) / n,
-           "train_accuracy": float(totals[1]) / n, "images": int(totals[2]),
+           "train_accuracy": float(totals[1]) / float(totals[3]) if float(totals[3]) > 0 else float("nan"),
+           "images": int(totals[2]),
            "img_per_s": float(totals[2]) / seconds if seconds > 0 else float("nan"), "seconds": seconds}
     row.update({f"loss_{key}": value / max(seen, 1) for key, value in parts.items()})  # rank-local parts
     return row
