@@ -217,7 +217,7 @@ def run_guarded(name: str, fn: Callable[[Context, dict], None], ctx: Context, es
                       f"it needs about {need:.0f} s")
     else:
         ctx.results[name] = results
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         try:
             limit = min(max(ctx.budget.left(), 1.0), max_s) if ctx.sizes.estimate_scale else None
             with time_limit(limit) if limit else contextlib.nullcontext():
@@ -228,6 +228,7 @@ def run_guarded(name: str, fn: Callable[[Context, dict], None], ctx: Context, es
             record.update(status="error", error=f"{type(err).__name__}: {err}",
                           traceback=traceback.format_exc(limit=8)[-3000:])
         record["seconds"] = round(time.perf_counter() - t0, 2)
+        record["cpu_seconds"] = round(time.process_time() - c0, 2)  # this process's CPU time (not workers')
     line = f"== {name}: {record['status']} ({record['seconds']:.1f} s)"
     detail = record.get("reason") or record.get("error")
     print(line + (f": {detail}" if detail else ""), flush=True)
