@@ -34,8 +34,8 @@ DEFAULT_METHODS = ("resnet18",)
 # One recipe for every method (the methods' own paper recipes need hundreds of GPU epochs).
 # The recipe of benchmarks/calibrate_synthetic.py (same data at the default 2,000 images and seed 0);
 # random erasing (suite default p=0.5) slows a short run down, so it is off here.
-DEMO_RECIPE = {"epochs": 12, "image_size": 64, "batch_size": 32, "lr": 1e-3, "optimizer": "adam",
-               "scheduler": "cosine", "scheduler_params": {}, "augment": {"erase_p": 0.0}}
+DEMO_RECIPE = {"epochs": 12, "image_size": 48, "batch_size": 64, "lr": 5e-4, "weight_decay": 1e-4, "optimizer": "adam",
+               "optimizer_params": {}, "scheduler": "cosine", "scheduler_params": {}, "augment": {"erase_p": 0.0}}
 CONDITIONS = {"clear": "clear", "low-light": "lowlight"}
 
 

@@ -65,6 +65,8 @@ class FaceShape:
 
 
 def sample_face_shape(rng: np.random.Generator) -> FaceShape:
+    # Brows and lips are drawn thick enough (about 1-2 px at 48 px) to survive the downscaled
+    # training size; their ranges are part of the difficulty calibration (see expressions.py).
     u = rng.uniform
     return FaceShape(
         jaw_half_width=u(0.86, 1.02), jaw_top_y=u(-0.08, 0.06), jaw_squareness=u(2.0, 3.2),
@@ -72,10 +74,10 @@ def sample_face_shape(rng: np.random.Generator) -> FaceShape:
         eye_x=u(0.36, 0.43), eye_half_width=u(0.15, 0.185), upper_lid=u(0.055, 0.08),
         lower_lid=u(0.035, 0.05), eye_tilt=u(-0.02, 0.035), iris_radius=u(0.055, 0.068),
         gaze_x=u(-0.25, 0.25),
-        brow_y=u(-0.31, -0.22), brow_arch=u(0.02, 0.075), brow_thickness=u(0.035, 0.065),
+        brow_y=u(-0.31, -0.22), brow_arch=u(0.02, 0.075), brow_thickness=u(0.06, 0.1),
         brow_inner_x=u(0.09, 0.15), brow_outer_x=u(0.6, 0.72), brow_slope=u(-0.03, 0.03),
         nose_length=u(0.38, 0.5), nose_width=u(0.13, 0.19), philtrum=u(0.15, 0.23),
-        mouth_half_width=u(0.25, 0.33), upper_lip=u(0.04, 0.07), lower_lip=u(0.05, 0.09),
+        mouth_half_width=u(0.28, 0.36), upper_lip=u(0.055, 0.085), lower_lip=u(0.07, 0.1),
         resting_corner=u(-0.02, 0.025),
     )
 
@@ -171,7 +173,7 @@ def _mouth(shape: FaceShape, au: ActionUnits) -> dict[str, np.ndarray | float | 
     my = (shape.nose_length + 0.1 + shape.philtrum - 0.02 * au.upper_lip_raise - 0.015 * au.chin_raise)
     mw = shape.mouth_half_width * (1 + 0.22 * au.lip_corner_pull + 0.28 * au.lip_stretch
                                    - 0.15 * au.lip_press - 0.1 * au.jaw_drop + 0.04 * au.lip_corner_depress)
-    corner = (shape.resting_corner - 0.12 * au.lip_corner_pull + 0.09 * au.lip_corner_depress
+    corner = (shape.resting_corner - 0.18 * au.lip_corner_pull + 0.15 * au.lip_corner_depress
               - 0.02 * au.upper_lip_raise + 0.02 * au.lip_stretch)
     opening = 0.025 * au.lips_part + 0.3 * au.jaw_drop
     lift = 0.045 * max(au.upper_lip_raise - 0.3, 0.0)
