@@ -87,7 +87,7 @@ def ref_wb_matrix(p: dict, k_temp: float = 1.0, k_tint: float = 1.5) -> np.ndarr
 def reference_degrade(img: np.ndarray, p: dict, radius_frac: float = 0.05, gain_ev: float = 1.5) -> np.ndarray:
     """One uint8 (H, W, C) image -> uint8, the lrlike pipeline in NumPy/OpenCV."""
     h, w, c = img.shape
-    lin = DECODE[img]
+    lin = cv2.LUT(img, DECODE).reshape(h, w, c)  # OpenCV's table look-up (float32 table)
     gain = 2.0 ** p.get("exposure_ev", 0.0)
     if c == 3:
         lin = cv2.transform(lin, (ref_wb_matrix(p) * gain).astype(np.float32))
@@ -97,8 +97,8 @@ def reference_degrade(img: np.ndarray, p: dict, radius_frac: float = 0.05, gain_
         y = lin[..., 0]
     y = np.clip(y.reshape(h, w), 0, 1)
     light = np.where(y > 0.008856, 1.16 * np.cbrt(y) - 0.16, 9.033 * y).astype(np.float32)
-    hl, sh = p.get("highlights", 0.0), p.get("shadows", 0.0)
-    h1, s1 = np.clip(hl, -50, 50), np.clip(sh, -50, 50)
+    hl, sh = float(p.get("highlights", 0.0)), float(p.get("shadows", 0.0))
+    h1, s1 = min(max(hl, -50.0), 50.0), min(max(sh, -50.0), 50.0)  # Python floats keep arrays float32
     k = gain_ev / 100.0
     d_ev = (s1 * k) * (1 - light) ** 2 + (h1 * k) * light ** 2
     if hl != h1 or sh != s1:

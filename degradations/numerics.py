@@ -79,9 +79,13 @@ def exp2_deterministic(x: torch.Tensor) -> torch.Tensor:
     n = torch.floor(x + 0.5)
     t = (x - n) * LN2
     p = torch.full_like(t, _EXP_TAYLOR[-1])
+    powers = _powers_of_two(x.device, x.dtype)
+    if not t.requires_grad:  # the same operations in place: few large allocations
+        for c in reversed(_EXP_TAYLOR[:-1]):
+            p.mul_(t).add_(c)
+        return p.mul_(gather1d(powers, n.add_(60).to(torch.int32)))
     for c in reversed(_EXP_TAYLOR[:-1]):
         p = p * t + c
-    powers = _powers_of_two(x.device, x.dtype)
     scale = gather1d(powers, (n + 60).to(torch.int32))
     return p * scale
 
@@ -97,7 +101,9 @@ _CACHE: dict[tuple, torch.Tensor] = {}
 
 def _cached(key: tuple, build: Callable[[], np.ndarray | torch.Tensor], device: torch.device,
             dtype: torch.dtype) -> torch.Tensor:
-    full = key + (str(device), dtype)
+    if not isinstance(device, torch.device):
+        device = torch.device(device)
+    full = key + (device, dtype)  # the device itself: str(device) costs microseconds per call
     table = _CACHE.get(full)
     if table is None:
         arr = build()

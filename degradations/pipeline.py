@@ -27,6 +27,7 @@ from degradations.noise import poisson_gaussian_noise, standard_normal
 from degradations.numerics import NUMERICS, Numerics
 from degradations.tone import highlights_shadows
 from degradations.transfer import linear_to_uint8, uint8_to_linear
+from degradations.uint8_path import Workspace, degrade_chunk, make_plan
 from degradations.white_balance import (
     REFERENCE_TEMPERATURE,
     REFERENCE_TINT,
@@ -221,6 +222,16 @@ def degrade_batch_uint8(images: torch.Tensor, params_list: Sequence[Mapping[str,
     step = b if images.device.type != "cpu" else max(1, CPU_CHUNK_ELEMENTS // (c * h * w))
     if b == 0:
         return images.clone()
+    if options.flavor == "lrlike" and options.exposure_mode == "gain":
+        with torch.no_grad():
+            t = params_to_tensors(params_list, images.device)
+            wb = wb_matrices(t, options, t["exposure_ev"]) if c == 3 else None
+            plan = make_plan(t, options, c, images, wb)
+            out = torch.empty(images.shape, dtype=torch.uint8, device=images.device)
+            ws = Workspace(images.device)
+            for s in range(0, b, step):
+                degrade_chunk(images[s:s + step], out[s:s + step], plan, s, ws)
+        return out
     outs = []
     with torch.no_grad():
         for s in range(0, b, step):

@@ -22,6 +22,7 @@ image's result does not depend on the batch it is in.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -41,19 +42,16 @@ MASK_DOWNSCALE = 4
 
 
 def downsample_area(x: torch.Tensor, f: int) -> torch.Tensor:
-    """Mean over ``f x f`` blocks (edge-replicated to a multiple of ``f``)."""
+    """Mean over ``f x f`` blocks (edge-replicated to a multiple of ``f``) of ``(B, C, H, W)``.
+
+    ``avg_pool2d`` sums each block row by row in a fixed order, whatever the batch."""
     if f == 1:
         return x
     h, w = x.shape[-2:]
     ph, pw = (-h) % f, (-w) % f
     if ph or pw:
         x = F.pad(x, (0, pw, 0, ph), mode="replicate")
-    acc = None
-    for i in range(f):
-        for j in range(f):
-            part = x[..., i::f, j::f]
-            acc = part if acc is None else acc + part
-    return acc * (1.0 / (f * f))
+    return F.avg_pool2d(x, f)
 
 
 def _gauss_taps(sigma: float) -> np.ndarray:
@@ -64,7 +62,8 @@ def _gauss_taps(sigma: float) -> np.ndarray:
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur with edge replication, as a fixed-order sum of shifted slices."""
+    """Separable Gaussian blur with edge replication, as a fixed-order sum of shifted slices
+    (symmetric taps paired: ``w0 x + w1 (x[-1] + x[+1]) + ...``)."""
     if sigma < 0.3:
         return x
     taps = _gauss_taps(sigma)
@@ -73,10 +72,9 @@ def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
         pad = (r, r, 0, 0) if dim == -1 else (0, 0, r, r)
         xp = F.pad(x, pad, mode="replicate")
         n = x.shape[dim]
-        acc = None
-        for k, w in enumerate(taps):
-            part = xp.narrow(dim, k, n) * float(w)
-            acc = part if acc is None else acc + part
+        acc = xp.narrow(dim, r, n) * float(taps[r])
+        for k in range(1, r + 1):
+            acc = acc + (xp.narrow(dim, r - k, n) + xp.narrow(dim, r + k, n)) * float(taps[r + k])
         x = acc
     return x
 
@@ -89,33 +87,70 @@ def _bilinear_weights(n_out: int, n_in: int, f: int) -> np.ndarray:
     return np.stack([i0, i1, src - i0])
 
 
-def upsample_bilinear(x: torch.Tensor, size: tuple[int, int], f: int) -> torch.Tensor:
-    """Bilinear upsampling (half-pixel centres) by gathers and exact ops only."""
+Scratch = Callable[[str, tuple[int, ...], torch.dtype], torch.Tensor]
+
+
+def upsample_bilinear(x: torch.Tensor, size: tuple[int, int], f: int,
+                      scratch: Scratch | None = None) -> torch.Tensor:
+    """Bilinear upsampling (half-pixel centres, edges clamped) by gathers and exact ops only.
+
+    Columns first (at low resolution), then whole rows (contiguous copies at full resolution); per
+    dimension ``a[i0] + (a[i0 + 1] - a[i0]) * w`` with the differences taken at low resolution.
+    With ``scratch`` (no autograd; ``scratch(name, shape, dtype)`` returns a reusable buffer) the
+    large intermediates and the result live in its buffers.
+    """
     if f == 1:
         return x
-    for dim, n_out in ((-2, size[0]), (-1, size[1])):
+    for dim, n_out in ((-1, size[1]), (-2, size[0])):
         n_in = x.shape[dim]
         tab = cached_table(("bilinear", n_out, n_in, f),
                            lambda n_out=n_out, n_in=n_in: _bilinear_weights(n_out, n_in, f),
                            x.device, torch.float64)
-        i0, i1 = tab[0].long(), tab[1].long()
-        w = tab[2].to(x.dtype)
+        i0 = tab[0].long()
         shape = [1] * x.dim()
         shape[dim] = n_out
-        w = w.view(shape)
-        a, b = x.index_select(dim, i0), x.index_select(dim, i1)
-        x = a + (b - a) * w
+        w = tab[2].to(x.dtype).view(shape)
+        # a[i + 1] - a[i], and 0 after the last sample (where i1 = i0)
+        step = torch.cat([x.narrow(dim, 1, n_in - 1) - x.narrow(dim, 0, n_in - 1),
+                          torch.zeros_like(x.narrow(dim, 0, 1))], dim)
+        out_shape = list(x.shape)
+        out_shape[dim] = n_out
+        if dim == -1:  # one flat gather is faster than index_select along the last dimension
+            rows = x.numel() // n_in
+            flat = (torch.arange(rows, dtype=torch.int64, device=x.device) * n_in).view(-1, 1) + i0.view(1, -1)
+            src, index, dim_ = (x.reshape(-1), step.reshape(-1)), flat.view(-1), 0
+        else:
+            src, index, dim_ = (x, step), i0, dim
+        if scratch is None:
+            x = (torch.index_select(src[0], dim_, index).view(out_shape)
+                 + torch.index_select(src[1], dim_, index).view(out_shape) * w)
+        else:
+            a = scratch(f"upsample{dim}.a", tuple(out_shape), x.dtype)
+            d = scratch(f"upsample{dim}.d", tuple(out_shape), x.dtype)
+            torch.index_select(src[0], dim_, index, out=a.view(-1) if dim == -1 else a)
+            torch.index_select(src[1], dim_, index, out=d.view(-1) if dim == -1 else d)
+            x = a.add_(d.mul_(w))
     return x
 
 
-def blurred_lightness(lum: torch.Tensor, radius_frac: float, num: Numerics = EXACT) -> torch.Tensor:
-    """The low-frequency lightness used by the halo mask: luminance averaged over 4x4 blocks,
-    converted to lightness, blurred, and upsampled bilinearly to full resolution."""
+def mask_downscale(h: int, w: int) -> int:
+    """The factor of the halo mask's low resolution (1 for images under 16 pixels)."""
+    return MASK_DOWNSCALE if min(h, w) >= 4 * MASK_DOWNSCALE else 1
+
+
+def blurred_lightness_small(lum: torch.Tensor, radius_frac: float, num: Numerics = EXACT) -> torch.Tensor:
+    """The halo mask at low resolution: luminance averaged over blocks of
+    :func:`mask_downscale` pixels, converted to lightness and blurred."""
     h, w = lum.shape[-2:]
-    f = MASK_DOWNSCALE if min(h, w) >= 4 * MASK_DOWNSCALE else 1
+    f = mask_downscale(h, w)
     small = num.lightness(downsample_area(lum, f))
-    small = gaussian_blur(small, radius_frac * min(h, w) / f)
-    return upsample_bilinear(small, (h, w), f)
+    return gaussian_blur(small, radius_frac * min(h, w) / f)
+
+
+def blurred_lightness(lum: torch.Tensor, radius_frac: float, num: Numerics = EXACT) -> torch.Tensor:
+    """The low-frequency lightness used by the halo mask, upsampled bilinearly to full resolution."""
+    h, w = lum.shape[-2:]
+    return upsample_bilinear(blurred_lightness_small(lum, radius_frac, num), (h, w), mask_downscale(h, w))
 
 
 def split_slider(slider: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -124,18 +159,27 @@ def split_slider(slider: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return inner, slider - inner
 
 
-CURVE_KNOTS = 1024
+CURVE_KNOTS = 256
 
 
-def _lightness_knots(device: torch.device) -> torch.Tensor:
+def sqrt_lightness_knots(device: torch.device) -> torch.Tensor:
+    """Lightness at ``Y = u**2`` for ``u`` on ``CURVE_KNOTS`` equal steps of [0, 1]: the knots of the
+    global gain curve, which is tabulated against ``sqrt(Y)`` (smooth where ``L*`` is steep)."""
+    return cached_table(("sqrt_lightness_knots", CURVE_KNOTS),
+                        lambda: np_lightness(np.linspace(0.0, 1.0, CURVE_KNOTS + 1) ** 2), device, torch.float64)
+
+
+def lightness_knots(device: torch.device) -> torch.Tensor:
+    """``CURVE_KNOTS`` equal steps of lightness in [0, 1]: the knots of the halo gain curve."""
     return cached_table(("lightness_knots", CURVE_KNOTS),
-                        lambda: np_lightness(np.linspace(0.0, 1.0, CURVE_KNOTS + 1)), device, torch.float64)
+                        lambda: np.linspace(0.0, 1.0, CURVE_KNOTS + 1), device, torch.float64)
 
 
-def _gain_table(s: torch.Tensor, h: torch.Tensor, knots: torch.Tensor) -> torch.Tensor:
+def gain_table(s: torch.Tensor, h: torch.Tensor, knots: torch.Tensor) -> torch.Tensor:
     """Per-image gain curves ``2**(s (1 - L)^2 + h L^2)`` sampled at lightness ``knots``."""
     dark = 1.0 - knots
-    d_ev = s.view(-1, 1) * (dark * dark) + h.view(-1, 1) * (knots * knots)
+    d_ev = s.view(-1, 1) * (dark * dark)
+    d_ev = d_ev + h.view(-1, 1) * (knots * knots) if d_ev.requires_grad else d_ev.add_(h.view(-1, 1) * (knots * knots))
     return exp2_deterministic(d_ev)
 
 
@@ -145,8 +189,9 @@ def highlights_shadows(lin: torch.Tensor, highlights: torch.Tensor, shadows: tor
     """Apply per-image Highlights/Shadows sliders ``(B,)`` to linear ``(B, C, H, W)``.
 
     ``halo=False`` or ``radius_frac=0`` makes the whole slider act globally (a pure tone curve).
-    With ``deterministic`` numerics the two gain factors are per-image curves tabulated at 1,024
-    knots (on luminance for the global part, on blurred lightness for the local part).
+    With ``deterministic`` numerics the two gain factors are per-image curves tabulated at
+    ``CURVE_KNOTS`` + 1 knots (against ``sqrt`` of luminance for the global part; against the blurred
+    lightness, at the mask's low resolution and then upsampled, for the local part).
     """
     dtype = lin.dtype
     k = gain_ev / 100.0
@@ -158,18 +203,15 @@ def highlights_shadows(lin: torch.Tensor, highlights: torch.Tensor, shadows: tor
     lum = luminance(lin)
     if num.name == "deterministic":
         wide = torch.float64
-        y_knots = _lightness_knots(lin.device)
-        gain = per_image_curve(lum, _gain_table(s1.to(wide) * k, h1.to(wide) * k, y_knots).to(dtype))
+        table = gain_table(s1.to(wide) * k, h1.to(wide) * k, sqrt_lightness_knots(lin.device)).to(dtype)
+        gain = per_image_curve(lum.clamp(min=0.0).sqrt(), table)
         if local:
-            # only the images whose sliders pass +-50 need the blurred mask (for the others the
-            # local factor is exactly 1), so compute it for that subset
-            sel = torch.nonzero((h2 != 0) | (s2 != 0)).flatten()
-            base = blurred_lightness(lum.index_select(0, sel), radius_frac, num)
-            l_knots = torch.linspace(0.0, 1.0, CURVE_KNOTS + 1, dtype=wide, device=lin.device)
-            table = _gain_table(s2.index_select(0, sel).to(wide) * k, h2.index_select(0, sel).to(wide) * k,
-                                l_knots).to(dtype)
-            local_gain = gain.index_select(0, sel) * per_image_curve(base, table)
-            gain = gain.index_copy(0, sel, local_gain)
+            # the halo gain at the mask's low resolution, upsampled; exactly 1 for images whose
+            # sliders stay within +-50
+            small = blurred_lightness_small(lum, radius_frac, num)
+            table = gain_table(s2.to(wide) * k, h2.to(wide) * k, lightness_knots(lin.device)).to(dtype)
+            h, w = lum.shape[-2:]
+            gain = gain * upsample_bilinear(per_image_curve(small, table), (h, w), mask_downscale(h, w))
         return lin * gain
     base = blurred_lightness(lum, radius_frac, num) if local else None
     lightness = num.lightness(lum)

@@ -91,8 +91,17 @@ def xy_to_temperature_tint(x: float, y: float) -> tuple[float, float]:
 REFERENCE_TEMPERATURE, REFERENCE_TINT = xy_to_temperature_tint(*D65_XY)
 
 
+_CONSTANTS: dict[tuple[int, torch.device, torch.dtype], tuple[np.ndarray, torch.Tensor]] = {}
+
+
 def _const(a: np.ndarray, like: torch.Tensor) -> torch.Tensor:
-    return torch.as_tensor(a, dtype=like.dtype, device=like.device)
+    """A module-level constant array as a tensor on ``like``'s device and dtype (converted once)."""
+    key = (id(a), like.device, like.dtype)
+    hit = _CONSTANTS.get(key)
+    if hit is None or hit[0] is not a:
+        hit = (a, torch.as_tensor(a, dtype=like.dtype, device=like.device))
+        _CONSTANTS[key] = hit
+    return hit[1]
 
 
 def mired_tint_to_xy(mired: torch.Tensor, tint: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -153,6 +162,23 @@ def incremental_to_source(d_temp: torch.Tensor, d_tint: torch.Tensor, *, k_temp:
     return mired, tint
 
 
+_REFERENCE_WHITE: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
+
+
+def _reference_white_xyz(like: torch.Tensor) -> torch.Tensor:
+    """XYZ ``(1, 3)`` of the reference white, computed once per device and dtype by the same
+    elementwise operations as a batch would (so the same bits as computing it per image)."""
+    key = (like.device, like.dtype)
+    white = _REFERENCE_WHITE.get(key)
+    if white is None:
+        with torch.no_grad():
+            ref_m = torch.full((1,), 1.0e6 / REFERENCE_TEMPERATURE, dtype=like.dtype, device=like.device)
+            ref_t = torch.full((1,), REFERENCE_TINT, dtype=like.dtype, device=like.device)
+            white = _xy_to_xyz(*mired_tint_to_xy(ref_m, ref_t))
+        _REFERENCE_WHITE[key] = white
+    return white
+
+
 def white_balance_matrix(mired: torch.Tensor, tint: torch.Tensor, *,
                          normalisation: str = "luminance") -> torch.Tensor:
     """Per-image linear-sRGB matrices ``(B, 3, 3)`` for an assumed illuminant (mired, tint).
@@ -162,10 +188,8 @@ def white_balance_matrix(mired: torch.Tensor, tint: torch.Tensor, *,
     """
     mired = mired.to(torch.float64)
     tint = tint.to(torch.float64)
-    ref_m = torch.full_like(mired, 1.0e6 / REFERENCE_TEMPERATURE)
-    ref_t = torch.full_like(tint, REFERENCE_TINT)
     src = _xy_to_xyz(*mired_tint_to_xy(mired, tint))
-    dst = _xy_to_xyz(*mired_tint_to_xy(ref_m, ref_t))
+    dst = _reference_white_xyz(mired).expand_as(src)
     cat = bradford(src, dst)
     b = mired.shape[0]
     m = mat3_mul(mat3_mul(_const(RGB_FROM_XYZ, cat).expand(b, 3, 3), cat),

@@ -1,0 +1,290 @@
+"""The uint8 export path of the ``lrlike`` flavour with exposure mode ``gain``, arranged for speed.
+
+The same ops as :func:`degradations.pipeline.degrade_linear` with ``deterministic`` numerics
+(decode table, white-balance matrix with the exposure folded in, highlights/shadows as per-image gain
+curves, Poisson-Gaussian noise, encode table), in an order that makes few passes over the pixels:
+
+* per-image constants (matrices, gain curves, noise scales) are computed once per call, on
+  ``(B,)``-sized tensors; pixels are then processed in cache-sized chunks whose large buffers are
+  reused (a fresh large allocation costs page faults on every chunk);
+* decode: uint8 -> int32 index -> 256-entry table (no int64 copy);
+* colour: luminance comes straight from the decoded input through the row ``BT.709 . M`` of each
+  image's matrix, so the tone gain is known before the output channels are formed;
+* grey: everything before the halo mask is a function of the pixel's code alone, so it is a
+  per-image 256-entry table (evaluated with the very same operations, hence the same bits);
+* the halo part of highlights/shadows is a gain evaluated at the mask's 1/4 resolution and then
+  upsampled (columns at low resolution, rows as whole-row copies);
+* the encoder's scale (65,535) is folded into the gain curve (or, for an image without tone
+  sliders, into its matrix), so an output channel is three products and two sums, one product by
+  the gain, then ``+ 0.5``, clamp, truncate and the 65,536-entry table.
+
+Only IEEE-exact elementwise operations (each a single ``+ - * /``, ``sqrt``, clamp or conversion,
+never fused multiply-adds) and gathers touch the pixels, and every per-image choice is made per
+image, so an image's bytes are the same alone or in any batch.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from degradations.noise import standard_normal
+from degradations.numerics import DETERMINISTIC, exp2_deterministic
+from degradations.tone import (
+    blurred_lightness_small,
+    gain_table,
+    lightness_knots,
+    mask_downscale,
+    split_slider,
+    sqrt_lightness_knots,
+    upsample_bilinear,
+)
+from degradations.transfer import BT709, ENCODE_LUT_SIZE, decode_lut, encode_lut
+
+ENCODE_SCALE = float(ENCODE_LUT_SIZE - 1)
+LEVELS = 256
+F32 = torch.float32
+F64 = torch.float64
+
+
+class Workspace:
+    """Named buffers reused by the chunks of one call (views of the first, largest chunk's)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self._buffers: dict[str, torch.Tensor] = {}
+
+    def __call__(self, name: str, shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+        numel = math.prod(shape)
+        buf = self._buffers.get(name)
+        if buf is None or buf.numel() < numel or buf.dtype != dtype:
+            buf = torch.empty(numel, dtype=dtype, device=self.device)
+            self._buffers[name] = buf
+        return buf[:numel].view(shape)
+
+
+@dataclass(frozen=True)
+class Curves:
+    """Per-image piecewise-linear curves on [0, 1] with ``n`` segments each, flattened: image
+    ``b``'s segment ``i`` is ``base[b * n + i] + slope[b * n + i] * frac``."""
+
+    base: torch.Tensor
+    slope: torch.Tensor
+    n: int
+
+    @classmethod
+    def from_samples(cls, table: torch.Tensor) -> Curves:
+        """``table`` ``(B, n + 1)``: each image's curve sampled at ``n + 1`` equidistant knots."""
+        n = table.shape[1] - 1
+        return cls(table[:, :-1].contiguous().view(-1), (table[:, 1:] - table[:, :-1]).contiguous().view(-1), n)
+
+    def evaluate(self, x: torch.Tensor, first: int, out: torch.Tensor, ws: Workspace, tag: str, *,
+                 sqrt: bool = False) -> torch.Tensor:
+        """Image ``first + k``'s curve at ``x[k]`` (clamped to [0, 1]; its square root if ``sqrt``)
+        into ``out`` (same ops and rounding as :func:`degradations.numerics.per_image_curve`)."""
+        n = self.n
+        shape = tuple(x.shape)
+        pos = ws(f"{tag}.pos", shape, F32)
+        torch.clamp(x, 0.0, 1.0, out=pos)
+        if sqrt:
+            pos.sqrt_()
+        pos.mul_(float(n))
+        flat = ws(f"{tag}.index", shape, torch.int32)
+        flat.copy_(pos).clamp_(max=n - 1)  # truncation = floor for non-negative values
+        pos.sub_(flat)  # the fraction within the segment
+        flat.add_(_image_offsets(first, shape, n, x.device))
+        torch.index_select(self.slope, 0, flat.view(-1), out=out.view(-1))
+        base = ws(f"{tag}.base", shape, F32)
+        torch.index_select(self.base, 0, flat.view(-1), out=base.view(-1))
+        return out.mul_(pos).add_(base)
+
+
+def _image_offsets(first: int, shape: tuple[int, ...], stride: int, device: torch.device) -> torch.Tensor:
+    """``(first + k) * stride`` for image k of a chunk, shaped to broadcast over ``shape``."""
+    offsets = torch.arange(first, first + shape[0], dtype=torch.int32, device=device) * stride
+    return offsets.view(-1, *([1] * (len(shape) - 1)))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Per-image constants of one call; ``(B, ...)`` tensors on the images' device."""
+
+    mix: list[list[torch.Tensor]]  # mix[i][j] (B,1,1,1): output channel i gets mix[i][j] * input j
+    lum: list[torch.Tensor]        # lum[j] (B,1,1,1): luminance (linear units) of the mixed image
+    tone: Curves | None            # gain of luminance, in encoder units where the image has tone
+    has_tone: list[bool]
+    local: Curves | None           # halo gain of the blurred lightness (1 where |slider| <= 50)
+    has_local: list[bool]
+    radius_frac: float
+    noise: dict[str, Any] | None   # shot/read in encoder units, camera gains, seeds
+    has_noise: list[bool]
+    levels: dict[str, torch.Tensor] | None  # grey only: per-image tables of the 256 codes
+
+
+def _col(v: torch.Tensor) -> torch.Tensor:
+    return v.to(F32).contiguous().view(-1, 1, 1, 1)
+
+
+def make_plan(t: Mapping[str, Any], options: Any, channels: int, like: torch.Tensor,
+              wb: torch.Tensor | None) -> Plan:
+    """The per-image constants for ``t`` (as :func:`~degradations.pipeline.params_to_tensors`
+    returns); ``wb`` holds the ``(B, 3, 3)`` white-balance matrices for colour images."""
+    ev = t["exposure_ev"].to(F64)
+    gain = exp2_deterministic(ev)
+    hl, sh = t["highlights"].to(F64), t["shadows"].to(F64)
+    has_tone_t = (hl != 0) | (sh != 0)
+    # images with tone get the encoder scale in their gain curve, the others in their matrix
+    scale = torch.where(has_tone_t, torch.ones_like(ev), torch.full_like(ev, ENCODE_SCALE))
+    if channels == 3:
+        m = wb * gain[:, None, None]
+        lum_w = m[:, 0, :] * BT709[0] + m[:, 1, :] * BT709[1] + m[:, 2, :] * BT709[2]
+        mix = [[_col(m[:, i, j] * scale) for j in range(3)] for i in range(3)]
+        lum = [_col(lum_w[:, j]) for j in range(3)]
+    else:
+        mix = [[_col(gain * scale)]]
+        lum = [_col(gain)]
+    k = options.tone_gain_ev / 100.0
+    tone = local = None
+    has_tone = has_tone_t.tolist()
+    has_local = [False] * len(has_tone)
+    if any(has_tone):
+        h1, h2 = split_slider(hl)
+        s1, s2 = split_slider(sh)
+        if not (options.halo and options.radius_frac > 0):
+            h1, s1, h2, s2 = hl, sh, torch.zeros_like(hl), torch.zeros_like(sh)
+        tone_scale = torch.where(has_tone_t, torch.full_like(ev, ENCODE_SCALE), torch.ones_like(ev))
+        table = gain_table(s1 * k, h1 * k, sqrt_lightness_knots(like.device)).mul_(tone_scale[:, None])
+        tone = Curves.from_samples(table.to(F32))
+        has_local = ((h2 != 0) | (s2 != 0)).tolist()
+        if any(has_local):
+            local = Curves.from_samples(gain_table(s2 * k, h2 * k, lightness_knots(like.device)).to(F32))
+    shot, read = t["noise_shot"].to(F64), t["noise_read"].to(F64)
+    has_noise_t = (shot > 0) | (read > 0)
+    noise = None
+    if bool(has_noise_t.any()):
+        ones = torch.ones_like(shot)
+        gains = [t["cam_gain_r"].to(F64), ones, t["cam_gain_b"].to(F64)] if channels == 3 else [ones]
+        noise = {"shot": _col(shot * ENCODE_SCALE), "read": _col(read * (ENCODE_SCALE * ENCODE_SCALE)),
+                 "gains": [_col(g) for g in gains], "seeds": list(t.get("noise_seed") or [0] * len(has_tone))}
+    plan = Plan(mix, lum, tone, has_tone, local, has_local, options.radius_frac, noise,
+                has_noise_t.tolist(), None)
+    if channels == 1:
+        plan = _with_grey_levels(plan, like.device)
+    return plan
+
+
+def _with_grey_levels(plan: Plan, device: torch.device) -> Plan:
+    """Tabulate, per image, everything before the halo mask for each of the 256 grey codes: the
+    luminance and the (scaled, tone-mapped) output value, with the per-pixel operations."""
+    b = plan.mix[0][0].shape[0]
+    ws = Workspace(device)
+    shape = (b, 1, 1, LEVELS)
+    codes = decode_lut(device, F32).view(1, 1, 1, LEVELS).expand(shape)
+    lum = torch.mul(codes, plan.lum[0], out=ws("levels.luminance", shape, F32))
+    value = torch.mul(codes, plan.mix[0][0])
+    if plan.tone is not None:
+        value.mul_(plan.tone.evaluate(lum, 0, ws("levels.gain", shape, F32), ws, "levels", sqrt=True))
+    return Plan(**{**plan.__dict__, "levels": {"luminance": lum.reshape(-1), "value": value.reshape(-1)}})
+
+
+def degrade_chunk(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws: Workspace) -> None:
+    """Degrade uint8 images ``x`` (images ``first ..`` of the plan) into ``out`` (uint8, same shape)."""
+    if plan.levels is not None:
+        _grey_chunk(x, out, plan, first, ws)
+    else:
+        _colour_chunk(x, out, plan, first, ws)
+
+
+def _halo_gain(y: torch.Tensor, plan: Plan, first: int, ws: Workspace) -> torch.Tensor:
+    """The full-resolution halo gain of a chunk from its linear luminance ``y``."""
+    h, w = y.shape[-2:]
+    small = blurred_lightness_small(y, plan.radius_frac, DETERMINISTIC)
+    local = plan.local.evaluate(small, first, torch.empty_like(small), ws, "halo")
+    return upsample_bilinear(local, (h, w), mask_downscale(h, w), scratch=ws)
+
+
+def _wants(flags: list[bool], first: int, last: int) -> bool:
+    return any(flags[first:last])
+
+
+def _grey_chunk(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws: Workspace) -> None:
+    b, _, h, w = x.shape
+    last = first + b
+    plane = (b, 1, h, w)
+    idx = ws("index", plane, torch.int32)
+    idx.copy_(x).add_(_image_offsets(first, plane, LEVELS, x.device))
+    o = torch.index_select(plan.levels["value"], 0, idx.view(-1), out=ws("out", plane, F32).view(-1)).view(plane)
+    if plan.local is not None and _wants(plan.has_local, first, last):
+        y = ws("luminance", plane, F32)
+        torch.index_select(plan.levels["luminance"], 0, idx.view(-1), out=y.view(-1))
+        o.mul_(_halo_gain(y, plan, first, ws))
+    _finish(o, 0, plan, first, ws, None)
+    _encode_channel(o, idx)
+    torch.index_select(encode_lut(x.device), 0, idx.view(-1), out=out.view(-1))
+
+
+def _colour_chunk(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws: Workspace) -> None:
+    b, c, h, w = x.shape
+    last = first + b
+    plane = (b, 1, h, w)
+    idx = ws("index", (b, c, h, w), torch.int32)
+    idx.copy_(x)
+    lin = ws("linear", (b, c, h, w), F32)
+    torch.index_select(decode_lut(x.device, F32), 0, idx.view(-1), out=lin.view(-1))
+    channels = [lin[:, j:j + 1] for j in range(c)]
+    tmp = ws("tmp", plane, F32)
+
+    def mixed(coefs: list[torch.Tensor], dst: torch.Tensor) -> torch.Tensor:
+        torch.mul(channels[0], coefs[0][first:last], out=dst)
+        for ch, coef in zip(channels[1:], coefs[1:]):
+            dst.add_(torch.mul(ch, coef[first:last], out=tmp))
+        return dst
+
+    gain = None
+    if plan.tone is not None and _wants(plan.has_tone, first, last):
+        y = mixed(plan.lum, ws("luminance", plane, F32))
+        gain = plan.tone.evaluate(y, first, ws("gain", plane, F32), ws, "tone", sqrt=True)
+        if plan.local is not None and _wants(plan.has_local, first, last):
+            gain.mul_(_halo_gain(y, plan, first, ws))
+    eps = _noise_eps(plan, first, last, (c, h, w), x.device)
+    o = ws("out", plane, F32)
+    for i in range(c):
+        mixed(plan.mix[i], o)
+        if gain is not None:
+            o.mul_(gain)
+        _finish(o, i, plan, first, ws, eps)
+        _encode_channel(o, idx[:, i:i + 1])
+    torch.index_select(encode_lut(x.device), 0, idx.view(-1), out=out.view(-1))
+
+
+def _noise_eps(plan: Plan, first: int, last: int, shape: tuple[int, ...], device: torch.device
+               ) -> torch.Tensor | None:
+    if plan.noise is None or not _wants(plan.has_noise, first, last):
+        return None
+    return standard_normal(plan.noise["seeds"][first:last], shape, device, F32)
+
+
+def _finish(o: torch.Tensor, channel: int, plan: Plan, first: int, ws: Workspace,
+            eps: torch.Tensor | None) -> None:
+    """Add the sensor noise (encoder units) to output channel ``channel`` in place."""
+    if eps is None:
+        if plan.noise is None or not _wants(plan.has_noise, first, first + o.shape[0]):
+            return
+        eps = _noise_eps(plan, first, first + o.shape[0], tuple(o.shape[1:]), o.device)
+    last = first + o.shape[0]
+    noise = plan.noise
+    g = noise["gains"][channel][first:last]
+    var = torch.div(o, g, out=ws("noise.var", tuple(o.shape), F32))
+    var.clamp_(min=0.0).mul_(noise["shot"][first:last]).add_(noise["read"][first:last])
+    sigma = var.clamp_(min=0.0).sqrt_()
+    o.add_(sigma.mul_(eps[:, channel:channel + 1]).mul_(g))
+
+
+def _encode_channel(o: torch.Tensor, idx: torch.Tensor) -> None:
+    """Encoder units -> the 65,536-entry table's index (round half up, clamped) into ``idx``."""
+    o.add_(0.5).clamp_(0.0, ENCODE_SCALE)
+    idx.copy_(o)  # truncation = floor for non-negative values
