@@ -1,14 +1,16 @@
-"""LLDif cost benchmark (issue 4 item 6): parameters, training throughput vs ResNet-18, inference vs T.
+"""LLDif cost benchmark (issue 4 item 6): parameters, training cost vs ResNet-18, inference vs T.
 
-Prints, for the chosen config at 112×112 on the chosen device:
+Prints, for each chosen config (default ``base`` and ``fast``) at 112×112 on the chosen device:
 
 1. parameter counts (whole training model; deployed label-free model; ResNet-18 with a 7-way head);
-2. forward+backward images/s of an LLDif stage-2b training step (teacher, chain, LLformer) and of a
-   stage-1 step, against ResNet-18 + CE, and the cost ratios (goal: ≤ 3× ResNet-18 per image);
-3. label-free inference time at T = 1, 2, 4, 8, 50 relative to the stage-1 forward (LA-CLIP +
+2. training cost per image of a stage-2b step (frozen teacher, chain, LLformer) and of a stage-1
+   step against ResNet-18 + CE (goal: ≤ 3× ResNet-18): measured forward+backward images/s, or with
+   ``--flops`` counted GFLOP per image with a per-part breakdown of stage 2b (load-independent);
+3. label-free inference cost at T = 1, 2, 4, 8, 50 relative to the stage-1 forward (LA-CLIP +
    PNET_s1 + LLformer, no grad) and to the LLformer alone (goal: T = 4 ≤ 1.3× the stage-1 forward).
 
-    python benchmarks/bench_lldif.py --config base --device auto --batch 32 --iters 5
+    python benchmarks/bench_lldif.py --config base,fast --device cpu --batch 8 --iters 3
+    python benchmarks/bench_lldif.py --config base,fast --flops --batch 2
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import torchvision
 
 from lldif_bench.device import resolve_device
 from lldif_bench.models.lldif import build
+from lldif_bench.models.lldif.diffusion import EPDDiffusion
 
 K = 7
 
@@ -56,13 +59,109 @@ def counted_flops(fn) -> int:
     return int(counter.get_total_flops())
 
 
+TRAINING_PARTS = ("laclip", "pnet_s1", "student.pnet_s2", "student.denoiser", "student.llformer.dtnet",
+                  "student.llformer.landmark_trunk", "student.llformer.dlnet", "student.llformer.fusion")
+
+
+def stage2b_breakdown(model, batch: dict) -> dict:
+    """Forward GFLOP per image of one stage-2b training step, per part, and the training estimate.
+
+    The teacher (LA-CLIP + PNET_s1) runs frozen under ``no_grad``, so it costs one forward; the
+    student (PNET_s2, denoiser, LLformer) costs forward + backward ≈ 3 × forward.
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model.set_stage("2b")
+    model.train()
+    b = batch["image"].shape[0]
+    with FlopCounterMode(display=False, depth=5) as counter:
+        outputs = model(batch)
+        model.loss(outputs, batch)
+    counts = {name: sum(ops.values()) / b / 1e9 for name, ops in counter.get_flop_counts().items()}
+    parts = {name: round(counts.get(f"LLDif.{name}", 0.0), 4) for name in TRAINING_PARTS}
+    teacher = counts.get("LLDif.laclip", 0.0) + counts.get("LLDif.pnet_s1", 0.0)
+    student = counts.get("LLDif.student", 0.0)
+    return {"forward_gflop_per_image": parts, "teacher_forward": round(teacher, 4),
+            "student_forward": round(student, 4), "other_forward": round(counts["Global"] - teacher - student, 4),
+            "train_gflop_per_image": round(counts["Global"] + 2 * student, 4)}
+
+
 def count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+def bench_config(name: str, args, device, batch: dict, resnet_cost: float, amp) -> dict:
+    """Every figure of one LLDif config (see the module docstring); ``resnet_cost`` is ResNet-18's
+    training GFLOP (``--flops``) or seconds per training batch."""
+    x, lm = batch["image"], batch["landmarks"]
+    b = x.shape[0]
+    model = build(K, num_train=1, pretrained=None, config=name, text={"kind": "hash", "dim": 384}).to(device)
+    out: dict = {"params_total": count(model), "params_label_free": count(model.student)}
+
+    def step_lldif():
+        with amp:
+            loss, _ = model.loss(model(batch), batch)
+        loss.backward()
+        model.zero_grad(set_to_none=True)
+
+    if args.flops:  # forward counted per part; training = teacher fwd + 3 x student fwd
+        out["stage2b"] = stage2b_breakdown(model, batch)
+        model.set_stage("1")
+        model.train()
+        s1_fwd = counted_flops(lambda: model.loss(model(batch), batch)) / b / 1e9
+        teacher = out["stage2b"]["teacher_forward"]
+        out["train_gflop_per_image_stage1"] = round(teacher + 3 * (s1_fwd - teacher), 4)
+        cost = {"1": out["train_gflop_per_image_stage1"], "2b": out["stage2b"]["train_gflop_per_image"]}
+    else:  # measured forward + backward seconds per batch
+        cost = {}
+        for stage in ("1", "2b"):
+            model.set_stage(stage)
+            model.train()
+            cost[stage] = timed(step_lldif, device, args.iters)
+            out[f"train_img_s_stage{stage}"] = round(b / cost[stage], 2)
+    for stage in ("1", "2b"):
+        out[f"train_cost_ratio_stage{stage}_vs_resnet18"] = round(cost[stage] / resnet_cost, 3)
+
+    measure = (lambda fn: counted_flops(fn) / b) if args.flops else (lambda fn: timed(fn, device, args.iters))
+    key, scale = ("gflop_per_image", 1e-9) if args.flops else ("ms_per_batch", 1e3)
+    model.eval()
+    with torch.no_grad():
+        model.set_stage("1")
+        model.eval()
+
+        def stage1_forward():
+            with amp:
+                model(batch)
+
+        t_s1 = measure(stage1_forward)
+        z = torch.randn(b, model.cfg.epd_dim, device=device)
+
+        def llformer_only():
+            with amp:
+                model.student.llformer(x, z, lm)
+
+        t_llf = measure(llformer_only)
+        out[f"stage1_forward_{key}"] = scale * t_s1
+        out[f"llformer_forward_{key}"] = scale * t_llf
+        infer = {}
+        d = model.cfg.diffusion
+        for steps in (int(s) for s in args.steps.split(",")):
+            model.student.diffusion = EPDDiffusion(steps, d.linear_start, d.linear_end, d.schedule,
+                                                   d.parameterization).to(device)
+
+            def infer_fn():
+                with amp:
+                    model.student(x, lm)
+
+            t = measure(infer_fn)
+            infer[steps] = {key: scale * t, "vs_stage1_forward": t / t_s1, "vs_llformer": t / t_llf}
+        out["inference"] = infer
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default="base")
+    ap.add_argument("--config", default="base,fast", help="LLDif presets to measure, comma-separated")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--iters", type=int, default=3)
@@ -81,99 +180,29 @@ def main() -> None:
     batch = {"image": x, "label": y, "landmarks": lm, "index": torch.arange(b, device=device), "epoch": 0}
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if args.amp and device.type == "cuda" else torch.autocast(
         "cpu", enabled=False)
-
-    model = build(K, num_train=1, pretrained=None, config=args.config, text={"kind": "hash", "dim": 384}).to(device)
-    resnet = torchvision.models.resnet18(weights=None, num_classes=K).to(device)
-    out: dict = {"config": args.config, "device": str(device), "batch": b, "image_size": size,
-                 "torch": torch.__version__, "threads": torch.get_num_threads()}
-    out["params_total"] = count(model)
-    out["params_label_free"] = count(model.student)
-    out["params_resnet18"] = count(resnet)
-
-    # FlopCounterMode counts depthwise-conv backward as if the conv were dense (its grad-weight
-    # formula ignores groups), which inflates DTNet's backward ~20x. So --flops counts the training
-    # forward and reports training cost as 3x that (backward ~ 2x forward), for both models alike.
-    backward = not args.flops
+    resnet = torchvision.models.resnet18(weights=None, num_classes=K).to(device).train()
 
     def step_resnet():
         with amp:
             loss = F.cross_entropy(resnet(x), y)
-        if backward:
-            loss.backward()
-            resnet.zero_grad(set_to_none=True)
+        loss.backward()
+        resnet.zero_grad(set_to_none=True)
 
-    def step_lldif(stage):
-        def run():
-            with amp:
-                outputs = model(batch)
-                loss, _ = model.loss(outputs, batch)
-            if backward:
-                loss.backward()
-                model.zero_grad(set_to_none=True)
-        return run
-
+    out: dict = {"device": str(device), "batch": b, "image_size": size, "torch": torch.__version__,
+                 "threads": torch.get_num_threads(), "params_resnet18": count(resnet)}
+    # FlopCounterMode counts depthwise-conv backward as if the conv were dense (its grad-weight
+    # formula ignores groups), which inflates DTNet's backward ~20x. So --flops counts forwards and
+    # takes backward = 2 x forward for every part that trains (ResNet-18: training = 3 x forward).
     if args.flops:
-        measure = lambda fn: counted_flops(fn) / b  # FLOPs per image (forward)
+        out["unit"] = "GFLOP per image (training = frozen-teacher forward + 3 x trained-part forward)"
+        resnet_cost = 3 * counted_flops(lambda: F.cross_entropy(resnet(x), y)) / b / 1e9
+        out["train_gflop_per_image_resnet18"] = round(resnet_cost, 4)
     else:
-        measure = lambda fn: timed(fn, device, args.iters)  # seconds per batch
-    out["unit"] = ("FLOPs per image; training = 3 x counted training forward" if args.flops
-                   else "seconds per batch")
-    resnet.train()
-    t_res = measure(step_resnet)
-    timings = {}
-    for stage in ("1", "2b"):
-        model.set_stage(stage)
-        model.train()
-        timings[stage] = measure(step_lldif(stage))
-    if args.flops:  # training ≈ 3 × the training forward (see the note above step_resnet)
-        t_res, timings = 3 * t_res, {k: 3 * v for k, v in timings.items()}
-        out["train_gflop_per_image_resnet18"] = t_res / 1e9
-        out["train_gflop_per_image_stage1"] = timings["1"] / 1e9
-        out["train_gflop_per_image_stage2b"] = timings["2b"] / 1e9
-    else:
-        out["train_img_s_resnet18"] = b / t_res
-        out["train_img_s_stage1"] = b / timings["1"]
-        out["train_img_s_stage2b"] = b / timings["2b"]
-    out["train_cost_ratio_stage2b_vs_resnet18"] = timings["2b"] / t_res
-    out["train_cost_ratio_stage1_vs_resnet18"] = timings["1"] / t_res
-
-    model.eval()
-    with torch.no_grad():
-        model.set_stage("1")
-        model.eval()
-
-        def stage1_forward():
-            with amp:
-                model(batch)
-
-        t_s1 = measure(stage1_forward)
-        z = torch.randn(b, model.cfg.epd_dim, device=device)
-
-        def llformer_only():
-            with amp:
-                model.student.llformer(x, z, lm)
-
-        t_llf = measure(llformer_only)
-        key = "gflop_per_image" if args.flops else "ms_per_batch"
-        scale = 1e-9 if args.flops else 1e3
-        out[f"stage1_forward_{key}"] = scale * t_s1
-        out[f"llformer_forward_{key}"] = scale * t_llf
-        infer = {}
-        cfg = model.cfg
-        for steps in (int(s) for s in args.steps.split(",")):
-            d = cfg.diffusion
-            from lldif_bench.models.lldif.diffusion import EPDDiffusion
-
-            model.student.diffusion = EPDDiffusion(steps, d.linear_start, d.linear_end, d.schedule,
-                                                   d.parameterization).to(device)
-
-            def infer_fn():
-                with amp:
-                    model.student(x, lm)
-
-            t = measure(infer_fn)
-            infer[steps] = {key: scale * t, "vs_stage1_forward": t / t_s1, "vs_llformer": t / t_llf}
-        out["inference"] = infer
+        out["unit"] = "measured forward+backward images/s; inference ms per batch"
+        resnet_cost = timed(step_resnet, device, args.iters)
+        out["train_img_s_resnet18"] = round(b / resnet_cost, 2)
+    for name in args.config.split(","):
+        out[name] = bench_config(name, args, device, batch, resnet_cost, amp)
     print(json.dumps(out, indent=1))
     if args.json:
         with open(args.json, "w") as fh:

@@ -84,6 +84,7 @@ def test_stage_plan_and_unknown_stage(model):
     assert [s["name"] for s in specs] == ["0", "1", "2a", "2b"]
     assert specs[2]["scheduler"] == "multistep" and specs[3]["epochs"] == model.cfg.stages.joint_epochs
     assert [s.oracle for s in model.stage_plan()] == [False, True, False, False]
+    assert [s["ema_decay"] for s in specs] == [0.999] * 4  # note §5: evaluate EMA weights
     with pytest.raises(UserError, match="stages are"):
         model.set_stage("3")
     with pytest.raises(UserError, match="takes"):

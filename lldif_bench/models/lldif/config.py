@@ -131,6 +131,14 @@ class LLDifConfig:
 PRESETS: dict[str, dict[str, Any]] = {
     "base": {},
     "small": {"fusion": {"embed_dim": 384, "heads": 6}},
+    # Not in the note: the note's structure (every part) at smaller widths/depths, sized for issue 4's
+    # goal "training cost per image <= 3x ResNet-18's" that `base` (~12x) cannot meet (note §7).
+    "fast": {
+        "pnet_s2": {"n_feats": 16, "n_res": 2},
+        "dtnet": {"widths": (24, 48, 96), "heads": (1, 2, 4), "enc_blocks": (1, 2, 2), "dec_blocks": (1, 1)},
+        "dlnet": {"dims": (32, 64, 128), "heads": (1, 2, 4)},
+        "fusion": {"embed_dim": 192, "depth": 2, "heads": 4},
+    },
     "tiny": {
         "epd_dim": 32,
         "text": {"kind": "hash", "dim": 32},

@@ -41,6 +41,7 @@ from .pnet import PNetS1, PNetS2
 
 log = logging.getLogger(__name__)
 STAGES = ("0", "1", "2a", "2b")
+EMA_DECAY = 0.999  # note §5: every stage is evaluated (and handed on) with EMA weights [D] ema_decay 0.999
 
 
 @dataclass(frozen=True)
@@ -54,11 +55,12 @@ class StageSpec:
     scheduler_params: dict
     description: str
     oracle: bool = False   # eval accuracy of this stage uses labels (stage 1): log it, never report it
+    ema_decay: float | None = EMA_DECAY
 
 
 def stage_plan(cfg: LLDifConfig) -> list[StageSpec]:
     """Stage lengths from ``cfg.stages``; Adam 3.5e-4 with ExponentialLR(0.98) restarted per stage;
-    phase 2a at 3.5e-4 ×0.1 after ``warmup_lr_drop_at`` of the phase (note §5)."""
+    phase 2a at 3.5e-4 ×0.1 after ``warmup_lr_drop_at`` of the phase; EMA 0.999 in every stage (note §5)."""
     s = cfg.stages
     exp = {"gamma": 0.98}
     warm_drop = max(1, round(s.warmup_lr_drop_at * s.warmup_epochs))
@@ -75,7 +77,7 @@ def stage_plan(cfg: LLDifConfig) -> list[StageSpec]:
 def stage_specs(cfg: LLDifConfig) -> list[dict[str, Any]]:
     """:func:`stage_plan` as mappings of run-config keys, the form the harness's ``STAGES`` takes."""
     return [{"name": s.name, "epochs": s.epochs, "lr": s.lr, "scheduler": s.scheduler,
-             "scheduler_params": dict(s.scheduler_params)} for s in stage_plan(cfg)]
+             "scheduler_params": dict(s.scheduler_params), "ema_decay": s.ema_decay} for s in stage_plan(cfg)]
 
 
 class LabelFreeLLDif(nn.Module):
