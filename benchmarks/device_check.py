@@ -946,7 +946,7 @@ def render_markdown(report: dict) -> str:
             f"torchvision {env.get('torchvision')}, kornia {env.get('kornia')}, Python {env.get('python')}, "
             f"{env.get('cpus')} CPUs; measured bf16 matmul {fmt((env.get('matmul') or {}).get('tflops'))} TFLOP/s; "
             f"commit {env.get('git_commit') or 'unknown'}\n")
-    parts = [head, "## Targets\n", md_table(["target", "value", "target", "result", "bottleneck"], [
+    parts = [head, "## Targets\n", md_table(["target", "measured", "goal", "result", "bottleneck"], [
         [t["label"], f"{fmt(t['value'])} {t['unit']}".strip(), f"{t['op']} {fmt(t['threshold'])} {t['unit']}".strip(),
          t["status"], t.get("bottleneck", "")] for t in report["targets"]])]
     if res.get("parity", {}).get("ops"):
@@ -1032,8 +1032,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     out_dir = Path(args.out or os.environ.get("OUT") or ".")
     chosen = [n for n in args.sections.split(",") if n] or SECTIONS.names()
-    for name in chosen:
-        SECTIONS.get(name)  # an unknown name fails here, listing the valid ones
+    unknown = [n for n in chosen if n not in SECTIONS.names()]
+    if unknown or args.budget <= 0:
+        print(f"device_check: --sections takes names from {', '.join(SECTIONS.names())} (got {', '.join(unknown)})"
+              if unknown else f"device_check: --budget must be a positive number of seconds, got {args.budget}",
+              file=sys.stderr)
+        return 2
     report: dict[str, Any] = {"format": "lldif-bench device check", "version": 1,
                               "mode": "cpu-smoke" if smoke else "gpu",
                               "started": datetime.now(UTC).isoformat(timespec="seconds"),

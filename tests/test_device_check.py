@@ -178,3 +178,10 @@ def test_cpu_smoke_runs_every_section_and_writes_json_and_markdown(tmp_path, cap
                     "## Training", "## LLDif label-free inference", "## Sections"):
         assert heading in md
     assert "| kosugi_edit | 0 | 0 | 0 |" in md
+
+
+def test_bad_arguments_are_clear_errors(tmp_path, capsys):
+    assert dc.main(["--cpu-smoke", "--sections", "nope", "--out", str(tmp_path)]) == 2
+    assert "--sections takes names from environment" in capsys.readouterr().err
+    assert dc.main(["--cpu-smoke", "--budget", "-1", "--out", str(tmp_path)]) == 2
+    assert not (tmp_path / "device_check.json").exists()
