@@ -10,6 +10,7 @@ low-light copy), then adds, on the same clear set:
 
 Every recipe option defaults to ``DEMO_RECIPE``, so the default command measures the demo:
 
+    python benchmarks/calibrate_synthetic.py --out calibration/n4000-s0 --num-images 4000 --seed 0
     python benchmarks/calibrate_synthetic.py --out calibration/n2000-s0 --num-images 2000 --seed 0
 """
 
@@ -25,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from calibrate_synthetic_probe import colour_histogram, load_split, logistic_probe, raw_pixels
 
-from lldif_bench.demo import DEMO_RECIPE, run_demo
+from lldif_bench.demo import DEMO_NUM_IMAGES, DEMO_RECIPE, run_demo
 
 
 def probes(root: Path) -> dict[str, float]:
@@ -61,7 +62,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("calibration"),
                     help="output folder (data, runs, leaderboard); finished runs of the same recipe are kept")
-    ap.add_argument("--num-images", type=int, default=2000)
+    ap.add_argument("--num-images", type=int, default=DEMO_NUM_IMAGES)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--epochs", type=int, default=DEMO_RECIPE["epochs"])

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from lldif_bench.cli.common import device_option, resolved, seed_option
-from lldif_bench.demo import DEFAULT_METHODS, DEMO_RECIPE
+from lldif_bench.demo import DEFAULT_METHODS, DEMO_NUM_IMAGES, DEMO_RECIPE
 
 
 @click.command("demo")
@@ -15,7 +15,7 @@ from lldif_bench.demo import DEFAULT_METHODS, DEMO_RECIPE
               help="Folder for the data, the runs and the leaderboard (reused: an interrupted demo resumes).")
 @click.option("--methods", default=",".join(DEFAULT_METHODS), show_default=True,
               help="Comma-separated methods to train (see `lldif-bench methods`), or 'all'.")
-@click.option("--num-images", type=click.IntRange(28, 45000), default=2000, show_default=True,
+@click.option("--num-images", type=click.IntRange(28, 45000), default=DEMO_NUM_IMAGES, show_default=True,
               help="Size of the synthetic dataset (80% train, 20% test).")
 @click.option("--epochs", type=click.IntRange(1, 1000), default=None,
               help=f"Training epochs per run [default: {DEMO_RECIPE['epochs']}].")
