@@ -63,6 +63,9 @@ for _p in (REPO, REPO / "benchmarks"):
 from lldif_bench.registry import Registry
 
 GIB = 1024 ** 3
+# LLDif's text encoder for timing: the frozen encoder only builds a caption bank once, so the hash
+# stand-in costs the same per step as MiniLM and needs no model files (the GPU machine is offline).
+HASH_TEXT = {"kind": "hash", "dim": 384}
 
 
 # ==================================================================================================
@@ -89,6 +92,10 @@ class Sizes:
     warmup_steps: int = 3
     timed_steps: int = 20
     lldif_options: dict = field(default_factory=lambda: {"config": "base", "text": {"kind": "hash", "dim": 384}})
+    # (row label, registered method, builder options) of the training section; "lldif" is the one the
+    # targets read; the others are measured after it when the budget allows
+    train_models: tuple = (("resnet18", "resnet18", {}), ("lldif", "lldif", {"config": "base", "text": HASH_TEXT}),
+                           ("lldif-fast", "lldif", {"config": "fast", "text": HASH_TEXT}))
     infer_steps: tuple[int, ...] = (1, 4, 50)
     infer_batch: int = 64
     infer_iters: int = 5
@@ -102,6 +109,7 @@ SMOKE = Sizes(parity_batch=2, parity_size=16, throughput_sizes=(32,), throughput
               reps=1, compile=False, md_images=8, md_batch=4, md_workers=1, md_profile_images=4,
               train_images=4, train_batch=2, image_size=112, warmup_steps=1, timed_steps=1,
               lldif_options={"config": "tiny"}, infer_steps=(1, 2), infer_batch=2, infer_iters=1,
+              train_models=(("resnet18", "resnet18", {}), ("lldif", "lldif", {"config": "tiny"})),
               matmul_n=64, profile_steps=1, estimate_scale=0.0)
 
 
@@ -575,13 +583,16 @@ def endless(loader) -> Iterator:
         epoch += 1
 
 
-def train_step_fn(model, stage: str, ctx: Context) -> Callable:
+def train_step_fn(model, stage: str, ctx: Context, ema_decay: float | None = None) -> Callable:
     """One engine-like training step: forward + loss under bf16 autocast, the loss read back to the
-    host (the engine's one sync per step), backward, Adam step."""
+    host (the engine's one sync per step), backward, Adam step, and the EMA update when the stage
+    has one (``ema_decay``)."""
+    from lldif_bench.training.ema import ParamEMA
     from lldif_bench.training.engine import trainable_groups
     from lldif_bench.training.optim import build_optimizer
 
     optimizer = build_optimizer("adam", trainable_groups(model, 3.5e-4), 3.5e-4, 1e-4, {})
+    ema = ParamEMA(model, ema_decay) if ema_decay else None
 
     def step(batch) -> float:
         batch.data["stage"] = stage
@@ -591,6 +602,8 @@ def train_step_fn(model, stage: str, ctx: Context) -> Callable:
         loss.backward()
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
+        if ema is not None:
+            ema.update(model)
         return value
 
     return step
@@ -609,11 +622,12 @@ def training_flops_per_image(model, batch, ctx: Context) -> float:
     return 3 * counted_flops(forward) / batch.local_n
 
 
-def measure_stage(model, stage: str, loader, ctx: Context) -> dict:
-    """img/s fed by the packed loader and on one resident batch, data wait, peak memory, FLOPs."""
+def measure_stage(model, stage: str, loader, ctx: Context, ema_decay: float | None = None) -> tuple[dict, Any]:
+    """img/s fed by the packed loader and on one resident batch, data wait, peak memory, FLOPs; and
+    the resident batch."""
     s = ctx.sizes
     model.train()
-    step = train_step_fn(model, stage, ctx)
+    step = train_step_fn(model, stage, ctx, ema_decay)
     it = endless(loader)
     reset_peak_memory(ctx)
     first = next(it)
@@ -639,8 +653,7 @@ def measure_stage(model, stage: str, loader, ctx: Context) -> dict:
     peak = finite(ctx.results.get("environment", {}).get("peak_tflops"))
     row["achieved_tflops"] = row["img_s"] * row["train_gflop_per_image"] / 1e3
     row["mfu"] = row["achieved_tflops"] / peak if peak else None
-    ctx.state.setdefault("train_batches", {})[stage] = first
-    return row
+    return row, first
 
 
 def full_run_estimate(stages: list[dict], train_images: int, peak_tflops: float | None) -> dict:
@@ -675,11 +688,11 @@ def training(ctx: Context, out: dict) -> None:
     loader = PackedBatches(packed, "train", s.train_batch, DistContext(device=dev), train=True,
                            augment=AugmentConfig(), channels_last=channels_last)
     out.update(image_size=s.image_size, batch=s.train_batch, amp="bf16" if dev.type == "cuda" else "off (cpu)",
-               channels_last=channels_last, timed_steps=s.timed_steps, lldif_options=s.lldif_options,
+               channels_last=channels_last, timed_steps=s.timed_steps, models=[list(m) for m in s.train_models],
                note="text encoder: hash stand-in (frozen; its caption bank is precomputed, so step cost is alike)")
     registry = load_all_methods()
     rows = out.setdefault("rows", [])
-    for method, options in (("resnet18", {}), ("lldif", s.lldif_options)):
+    for label, method, options in s.train_models:
         builder = registry.get(method)
         torch.manual_seed(0)
         model = builder(packed.num_classes, num_train=len(loader.rows), pretrained="scratch",
@@ -690,21 +703,25 @@ def training(ctx: Context, out: dict) -> None:
         for spec in stages:
             enter_stage(model, spec["name"])
             if not ctx.budget.allows(15 * s.estimate_scale):
-                out.setdefault("not_measured", []).append(f"{method} stage {spec['name']}: time budget")
+                out.setdefault("not_measured", []).append(f"{label} stage {spec['name']}: time budget")
                 continue
-            row = {"model": method, "stage": spec["name"], "epochs": spec.get("epochs"),
-                   **measure_stage(model, spec["name"], loader, ctx)}
+            measured, batch = measure_stage(model, spec["name"], loader, ctx, spec.get("ema_decay"))
+            row = {"model": label, "stage": spec["name"], "epochs": spec.get("epochs"),
+                   "ema_decay": spec.get("ema_decay"), **measured}
             rows.append(row)
-            print(f"  {method} stage {spec['name']}: {row['img_s']:.0f} img/s (resident batch "
+            ctx.state.setdefault("train_batches", {})[(label, spec["name"])] = batch  # for the diagnosis
+            print(f"  {label} stage {spec['name']}: {row['img_s']:.0f} img/s (resident batch "
                   f"{row['img_s_resident_batch']:.0f}), data wait {row['data_wait']:.1%}", flush=True)
-        if method == "lldif":
+        staged = [r for r in rows if r["model"] == label and r.get("epochs")]
+        if staged and len(staged) == sum(1 for st in stages if st.get("epochs")):
+            peak = finite(ctx.results.get("environment", {}).get("peak_tflops"))
+            key = label.replace("-", "_")
+            out[f"{key}_full_run"] = full_run_estimate(staged, PAPER_TRAIN_IMAGES["rafdb"], peak)
+            out[f"{key}_full_run"]["train_images_source"] = "LL-RAF-DB train split (paper Sec. 4.1)"
+            out[f"{key}_data_wait"] = max(r["data_wait"] for r in staged)
+        if label == "lldif":
             ctx.state["lldif"] = (model, stages)
-    lldif = [r for r in rows if r["model"] == "lldif" and r.get("epochs")]
-    if lldif and len(lldif) == sum(1 for st in ctx.state["lldif"][1] if st.get("epochs")):
-        peak = finite(ctx.results.get("environment", {}).get("peak_tflops"))
-        out["lldif_full_run"] = full_run_estimate(lldif, PAPER_TRAIN_IMAGES["rafdb"], peak)
-        out["lldif_full_run"]["train_images_source"] = "LL-RAF-DB train split (paper Sec. 4.1)"
-        out["lldif_data_wait"] = max(r["data_wait"] for r in lldif)
+        del model
 
 
 # -- inference ---------------------------------------------------------------------------------------
@@ -902,8 +919,8 @@ def diagnose_training(ctx: Context) -> dict:
     names = [st["name"] for st in stages]
     for name in names[:names.index(slowest["stage"]) + 1]:  # stage hooks in order, as the harness does
         enter_stage(model, name)
-    step = train_step_fn(model, slowest["stage"], ctx)
-    batch = ctx.state["train_batches"][slowest["stage"]]
+    step = train_step_fn(model, slowest["stage"], ctx, slowest.get("ema_decay"))
+    batch = ctx.state["train_batches"][("lldif", slowest["stage"])]
     step(batch)
     prof = profile_top(lambda: [step(batch) for _ in range(ctx.sizes.profile_steps)], ctx)
     parts.append(f"slowest stage {slowest['stage']} ({slowest['img_s']:.0f} img/s): {describe_profile(prof)}")
@@ -979,10 +996,11 @@ def render_markdown(report: dict) -> str:
                        "train GFLOP/img", "MFU"],
                       [[r["model"], r["stage"], r["img_s"], r["img_s_resident_batch"], r["data_wait"],
                         r["peak_memory_gib"], r["train_gflop_per_image"], r["mfu"]] for r in tr["rows"]])]
-        if tr.get("lldif_full_run"):
-            fr = tr["lldif_full_run"]
-            parts.append(f"\nFull LLDif run on {fr['train_images']} train images, epochs {fr['epochs']}: "
-                         f"{fmt(fr['hours'])} h of training at {fmt(fr['img_s'])} img/s (MFU {fmt(fr['mfu'])}).")
+        for key in sorted(k for k in tr if k.endswith("_full_run")):
+            fr = tr[key]
+            parts.append(f"\nFull {key.removesuffix('_full_run')} run on {fr['train_images']} train images, epochs "
+                         f"{fr['epochs']}: {fmt(fr['hours'])} h of training at {fmt(fr['img_s'])} img/s "
+                         f"(MFU {fmt(fr['mfu'])}, an upper bound).")
     inf = res.get("inference", {})
     if inf.get("rows"):
         parts += [(f"\n## LLDif label-free inference (batch {inf.get('batch')}, {inf.get('image_size')}px, "
