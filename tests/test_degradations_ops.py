@@ -236,9 +236,25 @@ def test_uint8_identity_at_neutral_and_batch_invariance(preset, c):
     assert whole.float().mean() < x.float().mean() * 0.6
 
 
+@pytest.mark.parametrize("c", [3, 1])
+def test_uint8_chunks_and_reused_buffers_do_not_change_bytes(monkeypatch, c):
+    from degradations import pipeline
+
+    x = u8(smooth_images(b=5, c=c, h=40, w=36, seed=3))
+    other = u8(smooth_images(b=3, c=c, h=24, w=52, seed=4))
+    # every image its own sliders, exposure and noise (a wrong per-image table offset shows)
+    params = [dict(p, exposure_ev=-1.0 - 0.4 * i, highlights=-85.0 + 12 * i, shadows=-70.0 + 9 * i,
+                   d_temp=-30.0 + 11 * i) for i, p in enumerate(STRONG)]
+    whole = degrade_batch_uint8(x, params)
+    degrade_batch_uint8(other, params[:3])  # buffers resized for another shape in between
+    monkeypatch.setattr(pipeline, "CPU_CHUNK_ELEMENTS", 2 * c * 40 * 36)  # chunks of 2, 2, 1 images
+    assert torch.equal(degrade_batch_uint8(x, params), whole)
+
+
+@pytest.mark.parametrize("c", [3, 1])
 @pytest.mark.parametrize("preset", [None, KOSUGI], ids=["lrlike", "kosugi"])
-def test_uint8_path_within_one_code_of_analytic(preset):
-    x = u8(smooth_images(b=5, h=40, w=40))
+def test_uint8_path_within_one_code_of_analytic(preset, c):
+    x = u8(smooth_images(b=5, c=c, h=40, w=40))
     fast = degrade_batch_uint8(x, STRONG, preset=preset)
     opts = preset.options if preset else None
     analytic = degrade(x.double() / 255, STRONG, options=opts)
