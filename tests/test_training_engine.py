@@ -152,3 +152,32 @@ def test_every_registered_method_runs_through_the_harness(tmp_path):
         assert (run_dir / "results.json").is_file(), name
     board = pd.read_csv(tmp_path / "runs" / "leaderboard.csv")
     assert sorted(board["method"]) == sorted(names)
+
+
+class _NoTrainLogits(torch.nn.Module):
+    """Trains a loss without logits (as LLDif's stage 2a); evaluates with logits."""
+
+    def __init__(self, num_classes):
+        super().__init__()
+        self.head = torch.nn.Linear(3, num_classes)
+
+    def predict(self, images, landmarks=None):
+        return self.head(images.mean(dim=(2, 3)))
+
+    def forward(self, batch):
+        logits = self.predict(batch["image"])
+        return {"aux": logits} if self.training else {"logits": logits}
+
+    def loss(self, outputs, batch):
+        return (outputs.get("aux", outputs.get("logits")) ** 2).mean(), {}
+
+
+def test_a_stage_without_training_logits_logs_no_train_accuracy(data, tmp_path):
+    from lldif_bench.methods import METHODS
+
+    if "no-logits-test" not in METHODS:
+        METHODS.add("no-logits-test", lambda k, **kw: _NoTrainLogits(k), "test toy method")
+    run = run_training(quiet_config(method="no-logits-test", data=str(data), out=str(tmp_path), epochs=1,
+                                    image_size=32, leaderboard=False, augment=NO_AUG))
+    metrics = pd.read_csv(run / "metrics.csv")
+    assert metrics["train_accuracy"].isna().all() and metrics["test_accuracy"].notna().all()
