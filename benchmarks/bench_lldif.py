@@ -80,7 +80,8 @@ def stage2b_breakdown(model, batch: dict) -> dict:
     counts = {name: sum(ops.values()) / b / 1e9 for name, ops in counter.get_flop_counts().items()}
     parts = {name: round(counts.get(f"LLDif.{name}", 0.0), 4) for name in TRAINING_PARTS}
     teacher = counts.get("LLDif.laclip", 0.0) + counts.get("LLDif.pnet_s1", 0.0)
-    student = counts.get("LLDif.student", 0.0)
+    # the student module is never called as a whole in training (its parts are), so sum its parts
+    student = sum(counts.get(f"LLDif.student.{part}", 0.0) for part in ("pnet_s2", "denoiser", "llformer"))
     return {"forward_gflop_per_image": parts, "teacher_forward": round(teacher, 4),
             "student_forward": round(student, 4), "other_forward": round(counts["Global"] - teacher - student, 4),
             "train_gflop_per_image": round(counts["Global"] + 2 * student, 4)}
