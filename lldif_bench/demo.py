@@ -39,7 +39,7 @@ DEFAULT_METHODS = ("resnet18",)
 DEMO_RECIPE = {"epochs": 12, "image_size": 48, "batch_size": 64, "lr": 5e-4, "weight_decay": 1e-4, "optimizer": "adam",
                "optimizer_params": {}, "scheduler": "cosine", "scheduler_params": {}, "augment": {"erase_p": 0.0}}
 # Default dataset size: with 2,000 images (1,600 to train) the recipe reached 74-77% on clear images;
-# with 4,000 it reached the calibration target (see benchmarks/calibrate_synthetic.py).
+# with 4,000, 90-92% (seeds 0 and 1; see benchmarks/calibrate_synthetic.py).
 DEMO_NUM_IMAGES = 4000
 CONDITIONS = {"clear": "clear", "low-light": "lowlight"}
 
