@@ -35,18 +35,17 @@ def decode_image(data: bytes, *, name: str = "<bytes>") -> np.ndarray:
     if len(data) == 0:
         raise ImageDecodeError(f"{name}: empty file (0 bytes)")
     buf = np.frombuffer(data, dtype=np.uint8)
-    # IMREAD_UNCHANGED would skip EXIF rotation, so probe the channel count first, then decode
-    # with the matching flag (both flags apply EXIF orientation).
-    probe = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
-    if probe is None:
+    # One decode: IMREAD_ANYCOLOR keeps a grey file one channel and a colour file three, converts
+    # other depths to 8 bit, drops alpha, and (unlike IMREAD_UNCHANGED) applies EXIF orientation.
+    img = cv2.imdecode(buf, cv2.IMREAD_ANYCOLOR)
+    if img is None:
         raise ImageDecodeError(f"{name}: not a decodable image ({len(data)} bytes)")
     if _looks_truncated(data):
         raise ImageDecodeError(f"{name}: truncated JPEG (no end-of-image marker)")
-    grey = probe.ndim == 2 or probe.shape[2] == 1
-    if grey:
-        img = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
+    if img.ndim == 2:
         return img[:, :, None]
-    img = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    if img.shape[2] == 1:
+        return img
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
