@@ -65,7 +65,7 @@ class FusionTransformer(nn.Module):
     """x_1..x_3 → tokens (B, 147, E) → [cls] + pos (B, 148, E) → ViT blocks → Head → logits (B, K)."""
 
     def __init__(self, in_dims, sizes, embed_dim: int, depth: int, heads: int, mlp_ratio: float,
-                 num_classes: int) -> None:
+                 num_classes: int, init_std: float = 0.01) -> None:
         super().__init__()
         self.tokenizers = nn.ModuleList(FuseScale(c, embed_dim, s) for c, s in zip(in_dims, sizes))
         n_tokens = 49 * len(sizes)
@@ -77,7 +77,7 @@ class FusionTransformer(nn.Module):
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
         for module in [*self.blocks.modules(), *self.head.modules()]:
             if isinstance(module, nn.Linear):
-                nn.init.trunc_normal_(module.weight, std=0.01)
+                nn.init.trunc_normal_(module.weight, std=init_std)
                 nn.init.zeros_(module.bias)
 
     def tokens(self, scales) -> Tensor:

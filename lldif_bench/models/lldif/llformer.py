@@ -41,7 +41,8 @@ class LLformer(nn.Module):
                                cfg.dlnet.layer_scale, cfg.dlnet.drop_path)
         in_dims = [2 * c if self.use_landmarks else c for c in dims]
         f = cfg.fusion
-        self.fusion = FusionTransformer(in_dims, GRID_SIZES, f.embed_dim, f.depth, f.heads, f.mlp_ratio, num_classes)
+        self.fusion = FusionTransformer(in_dims, GRID_SIZES, f.embed_dim, f.depth, f.heads, f.mlp_ratio, num_classes,
+                                        init_std=f.init_std)
 
     def landmark_features(self, landmarks: Tensor | None, batch: int) -> tuple[Tensor, Tensor, Tensor]:
         if landmarks is None:
