@@ -122,10 +122,8 @@ class RunConfig:
         _check_range("weight_decay", self.weight_decay, 0.0, math.inf)
         if self.grad_clip is not None:
             _check_positive("grad_clip", self.grad_clip)
-        if self.ema_decay is not None:
-            _check_range("ema_decay", self.ema_decay, 0.0, 1.0)
-            if not 0.0 < self.ema_decay < 1.0:
-                raise UserError(f"ema_decay must be in (0, 1) (e.g. 0.999) or null for no EMA, got {self.ema_decay!r}")
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            raise UserError(f"ema_decay must be in (0, 1) (e.g. 0.999) or null for no EMA, got {self.ema_decay!r}")
         for name in ("optimizer_params", "scheduler_params", "method_options", "stages"):
             if not isinstance(getattr(self, name), dict):
                 raise UserError(f"{name} must be a mapping, got {type(getattr(self, name)).__name__}")
