@@ -4,7 +4,9 @@ Both run the same ``lrlike`` algorithm (LUT decode, white-balance matrix with th
 folded in, highlights/shadows with a 1/4-resolution halo mask, optional Poisson-Gaussian noise,
 LUT encode) on the same uint8 images and the same sampled parameters, in one process:
 
-* batched: :func:`degradations.degrade_batch_uint8` on the CPU with torch's default threads;
+* batched: :func:`degradations.degrade_batch_uint8` on the CPU with torch's default threads (or
+  ``--threads N``); with N > 1 it splits each chunk's images between N worker threads with one
+  torch thread each (:mod:`degradations.cpu_threads`);
 * reference: the function :func:`reference_degrade` below, one image at a time, OpenCV limited to
   one thread (a single-process loop).
 
@@ -12,7 +14,10 @@ Prints images/s for 48x48 grey, 100x100 and 224x224 colour images, presets ``pap
 and ``realistic`` (noise; JPEG coding is excluded from both), and the ratio batched / reference.
 It also checks that the two agree (noise off) and prints the largest difference in code values.
 
-    python benchmarks/bench_degradations.py [--quick] [--device cpu|cuda]
+    python benchmarks/bench_degradations.py [--quick] [--threads N] [--sizes 48,100,224] [--device cpu|cuda]
+
+The machine's load average is printed before and after: other processes on a shared machine slow
+both paths, and the batched path (which needs every core) more.
 """
 
 from __future__ import annotations
@@ -150,7 +155,12 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0,
                     help="torch CPU threads for the batched path (0 = torch's default)")
+    ap.add_argument("--sizes", default="48,100,224", help="comma-separated image sizes to run (48, 100, 224)")
     args = ap.parse_args()
+    try:
+        sizes = {int(v) for v in args.sizes.split(",")}
+    except ValueError:
+        ap.error(f"--sizes must be comma-separated integers, got {args.sizes!r}")
     cv2.setNumThreads(1)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -158,9 +168,16 @@ def main() -> None:
     reps = 3 if args.quick else 7
     print(f"lldif-bench degradations benchmark: torch {torch.__version__}, opencv {cv2.__version__}, "
           f"numpy {np.__version__}, {platform.processor() or platform.machine()}")
-    print(f"cpu cores {os.cpu_count()}, torch threads {torch.get_num_threads()}, "
-          f"load average {os.getloadavg()[0]:.1f} (other processes share the CPU), device {device}")
-    cases = [(48, 1, 256, 128), (100, 3, 256, 64), (224, 3, 64, 16)]
+    threads = torch.get_num_threads()
+    split = (f"each chunk's images split over {threads} worker threads with one torch thread each"
+             if device.type == "cpu" and threads > 1 else "one thread" if device.type == "cpu" else "")
+    print(f"cpu cores {os.cpu_count()}, device {device}; batched path: torch threads {threads}"
+          f"{' (' + split + ')' if split else ''}{' [--threads]' if args.threads else ' [default]'}; "
+          f"reference: OpenCV 1 thread")
+    print(f"load average at start {_load()} (other processes share the CPU)")
+    cases = [case for case in [(48, 1, 256, 128), (100, 3, 256, 64), (224, 3, 64, 16)] if case[0] in sizes]
+    if not cases:
+        ap.error(f"--sizes: none of {args.sizes!r} is one of 48, 100, 224")
     print(f"{'size':>9} {'preset':>10} {'batch':>5} {'batched img/s':>14} {'per-image img/s':>16} "
           f"{'ratio':>6} {'max |diff|':>10}")
     for size, ch, n, batch in cases:
@@ -193,6 +210,12 @@ def main() -> None:
             print(f"{label:>9} {name:>10} {batch:>5} {n / t_b:>14.0f} {n / t_r:>16.0f} "
                   f"{t_r / t_b:>6.2f} {diff:>10d}")
     print("ratio = batched / per-image (goal on CPU: >= 1.5); max |diff| in uint8 code values, noise off")
+    print(f"load average at end {_load()}")
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"{one:.2f} (1 min), {five:.2f} (5 min)"
 
 
 if __name__ == "__main__":

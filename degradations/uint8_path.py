@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from degradations.cpu_threads import run_slices
+from degradations.cpu_threads import on_one_thread, run_slices
 from degradations.noise import standard_normal
 from degradations.numerics import DETERMINISTIC, exp2_deterministic
 from degradations.tone import (
@@ -51,6 +51,7 @@ ENCODE_SCALE = float(ENCODE_LUT_SIZE - 1)
 LEVELS = 256
 F32 = torch.float32
 F64 = torch.float64
+SLICES_PER_THREAD = 1
 
 
 class Workspace:
@@ -150,7 +151,14 @@ def _col(v: torch.Tensor) -> torch.Tensor:
 def make_plan(t: Mapping[str, Any], options: Any, channels: int, like: torch.Tensor,
               wb: torch.Tensor | None) -> Plan:
     """The per-image constants for ``t`` (as :func:`~degradations.pipeline.params_to_tensors`
-    returns); ``wb`` holds the ``(B, 3, 3)`` white-balance matrices for colour images."""
+    returns); ``wb`` holds the ``(B, 3, 3)`` white-balance matrices for colour images. On the CPU
+    computed with one torch thread (:func:`~degradations.cpu_threads.on_one_thread`)."""
+    threads = torch.get_num_threads() if like.device.type == "cpu" else 1
+    return on_one_thread(lambda: _make_plan(t, options, channels, like, wb), threads)
+
+
+def _make_plan(t: Mapping[str, Any], options: Any, channels: int, like: torch.Tensor,
+               wb: torch.Tensor | None) -> Plan:
     ev = t["exposure_ev"].to(F64)
     gain = exp2_deterministic(ev)
     hl, sh = t["highlights"].to(F64), t["shadows"].to(F64)
@@ -227,7 +235,7 @@ def degrade_chunk(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws
     if threads > 1 and x.shape[0] > 1:
         def part(start: int, stop: int) -> None:
             _degrade_part(x[start:stop], out[start:stop], plan, first + start, workspace(x.device))
-        run_slices(part, x.shape[0], threads)
+        run_slices(part, x.shape[0], threads, SLICES_PER_THREAD)
     else:
         _degrade_part(x, out, plan, first, ws)
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from degradations import degrade_batch_uint8
-from degradations.cpu_threads import run_slices, slices
+from degradations.cpu_threads import on_one_thread, run_slices, slices
 
 
 @pytest.fixture
@@ -65,7 +65,7 @@ def test_workers_use_one_torch_thread_and_keep_the_callers_setting(torch_threads
     run_slices(task, 5, 2)
     assert sorted(seen) == [(0, 2), (2, 5)]
     assert all(n == 1 for n, _ in seen.values())
-    assert len({name for _, name in seen.values()}) == 2
+    assert all(name.startswith("degrade-cpu-") for _, name in seen.values())
     assert torch.get_num_threads() == 2
     fresh: list[int] = []  # a thread started afterwards gets the caller's count, not the workers'
     t = threading.Thread(target=lambda: fresh.append(torch.get_num_threads()))
@@ -93,3 +93,14 @@ def test_an_error_in_a_slice_reaches_the_caller_and_the_workers_survive(torch_th
     done: list[int] = []
     run_slices(lambda a, b: done.append(b - a), 4, 2)
     assert sorted(done) == [2, 2]
+
+
+def test_on_one_thread_returns_the_result_and_raises_the_error(torch_threads):
+    torch_threads(2)
+    caller = threading.current_thread().name
+    name, n = on_one_thread(lambda: (threading.current_thread().name, torch.get_num_threads()), 2)
+    assert name.startswith("degrade-cpu-") and n == 1
+    assert on_one_thread(lambda: threading.current_thread().name, 1) == caller
+    with pytest.raises(KeyError):
+        on_one_thread(lambda: {}["missing"], 2)
+    assert torch.get_num_threads() == 2
