@@ -156,6 +156,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0,
                     help="torch CPU threads for the batched path (0 = torch's default)")
     ap.add_argument("--sizes", default="48,100,224", help="comma-separated image sizes to run (48, 100, 224)")
+    ap.add_argument("--batch", type=int, default=0,
+                    help="images per degrade_batch_uint8 call (0 = 128, 64, 16 for 48, 100, 224)")
     args = ap.parse_args()
     try:
         sizes = {int(v) for v in args.sizes.split(",")}
@@ -178,6 +180,9 @@ def main() -> None:
     cases = [case for case in [(48, 1, 256, 128), (100, 3, 256, 64), (224, 3, 64, 16)] if case[0] in sizes]
     if not cases:
         ap.error(f"--sizes: none of {args.sizes!r} is one of 48, 100, 224")
+    if args.batch < 0:
+        ap.error(f"--batch must be positive (or 0 for the defaults), got {args.batch}")
+    cases = [(size, ch, n, args.batch or batch) for size, ch, n, batch in cases]
     print(f"{'size':>9} {'preset':>10} {'batch':>5} {'batched img/s':>14} {'per-image img/s':>16} "
           f"{'ratio':>6} {'max |diff|':>10}")
     for size, ch, n, batch in cases:

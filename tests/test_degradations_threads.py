@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import sys
 import threading
 
 import pytest
@@ -104,3 +106,24 @@ def test_on_one_thread_returns_the_result_and_raises_the_error(torch_threads):
     with pytest.raises(KeyError):
         on_one_thread(lambda: {}["missing"], 2)
     assert torch.get_num_threads() == 2
+
+
+def _child_degrades(x: torch.Tensor, params: list[dict], expected: torch.Tensor, result) -> None:
+    torch.set_num_threads(2)
+    result.put(bool(torch.equal(degrade_batch_uint8(x, params), expected)))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork start method")
+def test_a_forked_child_starts_its_own_workers(torch_threads):
+    torch_threads(2)
+    x, params = _images(4, 3, 24, 24, seed=5), _params(4)
+    expected = degrade_batch_uint8(x, params)  # the parent's workers exist now
+    ctx = mp.get_context("fork")
+    result = ctx.Queue()
+    child = ctx.Process(target=_child_degrades, args=(x, params, expected, result))
+    child.start()
+    child.join(timeout=120)
+    if child.is_alive():
+        child.kill()
+        pytest.fail("the forked child hung (it waited on the parent's worker threads)")
+    assert child.exitcode == 0 and result.get(timeout=5) is True
