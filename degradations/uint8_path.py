@@ -18,6 +18,11 @@ curves, Poisson-Gaussian noise, encode table), in an order that makes few passes
   sliders, into its matrix), so an output channel is three products and two sums, one product by
   the gain, then ``+ 0.5``, clamp, truncate and the 65,536-entry table.
 
+On the CPU with more than one torch thread, the images of each chunk are split between that many
+worker threads with one torch thread each, and the per-call constants are computed on one of them
+(:mod:`degradations.cpu_threads` says why); one torch thread (e.g. make-dataset's worker processes)
+runs everything on the calling thread.
+
 Only IEEE-exact elementwise operations (each a single ``+ - * /``, ``sqrt``, clamp or conversion,
 never fused multiply-adds) and gathers touch the pixels, and every per-image choice is made per
 image, so an image's bytes are the same alone or in any batch.
