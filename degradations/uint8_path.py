@@ -230,19 +230,38 @@ def _with_grey_levels(plan: Plan, device: torch.device) -> Plan:
     return Plan(**{**plan.__dict__, "levels": {"luminance": lum.reshape(-1), "value": value.reshape(-1)}})
 
 
-def degrade_chunk(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws: Workspace) -> None:
-    """Degrade uint8 images ``x`` (images ``first ..`` of the plan) into ``out`` (uint8, same shape).
+def degrade_images(x: torch.Tensor, out: torch.Tensor, plan: Plan, step: int, ws: Workspace, *,
+                   first: int = 0) -> None:
+    """Degrade uint8 images ``x`` (images ``first ..`` of the plan) into ``out`` (uint8, same shape),
+    at most ``step`` images (a cache-sized chunk) at a time.
 
-    On the CPU with more than one torch thread, the images are split between that many worker
-    threads with one torch thread each (:mod:`degradations.cpu_threads`; each uses its own
-    workspace); the bytes are the same as with one thread."""
+    On the CPU with more than one torch thread, that many worker threads with one torch thread each
+    (:mod:`degradations.cpu_threads`; each with its own workspace) take slices of about
+    ``step / threads`` images (at least one) as they finish the previous one, with no barrier
+    between chunks; the bytes are the same as with one thread."""
+    b = x.shape[0]
     threads = torch.get_num_threads() if x.device.type == "cpu" else 1
-    if threads > 1 and x.shape[0] > 1:
-        def part(start: int, stop: int) -> None:
-            _degrade_part(x[start:stop], out[start:stop], plan, first + start, workspace(x.device))
-        run_slices(part, x.shape[0], threads, SLICES_PER_THREAD)
+    if threads > 1 and b > 1:
+        size = -(-step // threads)  # ceil: a thread's share of a chunk
+        per_thread = max(SLICES_PER_THREAD, -(-b // (size * threads)))
+        run_slices(lambda start, stop: _degrade_span(x, out, plan, first, start, stop, step, workspace(x.device)),
+                   b, threads, per_thread)
     else:
-        _degrade_part(x, out, plan, first, ws)
+        _degrade_span(x, out, plan, first, 0, b, step, ws)
+
+
+def degrade_chunk(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws: Workspace) -> None:
+    """One chunk: :func:`degrade_images` with ``step`` = all of ``x`` (its images split between the
+    CPU worker threads)."""
+    degrade_images(x, out, plan, max(1, x.shape[0]), ws, first=first)
+
+
+def _degrade_span(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, start: int, stop: int,
+                  step: int, ws: Workspace) -> None:
+    """Images ``start:stop`` of ``x``, at most ``step`` at a time."""
+    for s in range(start, stop, step):
+        e = min(s + step, stop)
+        _degrade_part(x[s:e], out[s:e], plan, first + s, ws)
 
 
 def _degrade_part(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws: Workspace) -> None:

@@ -48,6 +48,26 @@ def test_bytes_do_not_depend_on_the_thread_count(torch_threads, c):
     assert torch.equal(single, alone)
 
 
+@pytest.mark.parametrize("c", [3, 1])
+def test_whole_batch_over_the_workers_gives_the_same_bytes(torch_threads, c):
+    from degradations.pipeline import PipelineOptions, params_to_tensors, wb_matrices
+    from degradations.uint8_path import degrade_images, make_plan, workspace
+
+    x, params = _images(7, c, 40, 36, seed=10 + c), _params(7)
+    torch_threads(1)
+    expected = degrade_batch_uint8(x, params)
+    options = PipelineOptions()
+    for threads in (2, 3):
+        torch_threads(threads)
+        t = params_to_tensors(params, x.device)
+        wb = wb_matrices(t, options, t["exposure_ev"]) if c == 3 else None
+        plan = make_plan(t, options, c, x, wb)
+        for step in (1, 2, 7):  # 1: one image per chunk (large images), all images on both threads
+            out = torch.zeros_like(x)
+            degrade_images(x, out, plan, step, workspace(x.device))
+            assert torch.equal(out, expected), (threads, step)
+
+
 def test_slices_cover_the_range_once():
     for n, parts in [(7, 3), (2, 5), (1, 2), (6, 2), (0, 2)]:
         cut = slices(n, parts)
