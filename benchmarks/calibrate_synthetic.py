@@ -6,7 +6,9 @@ the ``paper`` preset, train ResNet-18 from scratch with ``DEMO_RECIPE`` on the c
 low-light copy), then adds, on the same clear set:
 - the seconds each training run took (train + per-epoch evaluation);
 - the single-statistic probes of ``calibrate_synthetic_probe.py`` (colour histogram and raw-pixel
-  logistic regression) beside the majority-class rate.
+  logistic regression) beside the majority-class rate;
+- test accuracy on clear and low-light images per band of the generator's per-person feature
+  contrast and per-picture brightness (read back from the seed): where the low-light gap comes from.
 
 Every recipe option defaults to ``DEMO_RECIPE``, so the default command measures the demo:
 
@@ -17,16 +19,21 @@ Every recipe option defaults to ``DEMO_RECIPE``, so the default command measures
 from __future__ import annotations
 
 import argparse
+import itertools
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from calibrate_synthetic_probe import colour_histogram, load_split, logistic_probe, raw_pixels
 
 from lldif_bench.demo import DEMO_NUM_IMAGES, DEMO_RECIPE, run_demo
+from lldif_bench.synthetic import FaceSpec, sample_face_spec, split_plan
+from lldif_bench.synthetic.writer import aligned_relpath
 
 
 def probes(root: Path) -> dict[str, float]:
@@ -38,6 +45,34 @@ def probes(root: Path) -> dict[str, float]:
         clf = logistic_probe().fit(np.stack([feat(i) for i in tr_img]), tr_y)
         out[name] = float(clf.score(np.stack([feat(i) for i in te_img]), te_y))
     return out
+
+
+def accuracy_by_face_property(run_dirs: dict[str, Path], num_images: int, seed: int,
+                              prop: Callable[[FaceSpec], float], bands: tuple[float, ...]) -> pd.DataFrame:
+    """Test accuracy (%) of each run (``{condition: run dir}``) per band of ``prop(face spec)``.
+
+    Every test image's spec is re-drawn from (seed, index) exactly as the generator drew it; the
+    runs' ``predictions.csv`` give the predictions.
+    """
+    plan = split_plan(num_images, seed)
+    values = {aligned_relpath(name): prop(sample_face_spec(label, seed, index))
+              for index, (name, label) in enumerate(plan) if name.startswith("test_")}
+    labels = [f"{lo:.2f}-{hi:.2f}" for lo, hi in itertools.pairwise(bands)]
+    band = pd.cut(pd.Series(values), bins=list(bands), labels=labels, include_lowest=True)
+    table = pd.DataFrame({"images": band.value_counts(sort=False)})
+    for condition, run_dir in run_dirs.items():
+        pred = pd.read_csv(run_dir / "predictions.csv").set_index("path")
+        correct = (pred["label"] == pred["prediction"]).reindex(band.index)
+        table[condition] = (100 * correct.groupby(band, observed=False).mean()).round(1)
+    return table
+
+
+# Where the low-light gap comes from: the generator's two knobs for it (synthetic/appearance.py).
+BREAKDOWNS: dict[str, tuple[Callable[[FaceSpec], float], tuple[float, ...]]] = {
+    "feature contrast (brows, lips, lid lines vs skin)": (lambda s: s.look.feature_contrast,
+                                                          (0.6, 0.7, 0.8, 0.9, 1.0)),
+    "scene brightness (ambient)": (lambda s: s.scene.ambient, (0.0, 0.35, 0.5, 0.85, 1.0, 1.2)),
+}
 
 
 def recipe_from_args(args: argparse.Namespace) -> dict:
@@ -88,6 +123,10 @@ def main() -> None:
         print(f"{condition:<10} {row[f'{condition} acc (%)']:>8.1f}% {row[f'{condition} mean class acc (%)']:>14.1f}% "
               f"{shown}")
     print(f"gap (clear - low-light): {row['drop (points)']:.1f} points")
+    runs = {c: args.out / "runs" / f"{args.method}-synthetic-{c}-s{args.seed}" for c in ("clear", "low-light")}
+    for title, (prop, bands) in BREAKDOWNS.items():
+        print(f"\ntest accuracy (%) by {title}:")
+        print(accuracy_by_face_property(runs, args.num_images, args.seed, prop, bands).rename_axis(title).to_string())
     if not args.skip_probes:
         print("\nsingle-statistic probes on the clear set (test accuracy):")
         for name, acc in probes(args.out / "data" / "clear").items():

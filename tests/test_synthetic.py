@@ -102,15 +102,16 @@ def test_identity_pose_scene_do_not_depend_on_the_label():
         assert s.shape == specs[0].shape and s.pose == specs[0].pose
         assert s.look.hair_style == specs[0].look.hair_style
         assert np.array_equal(s.look.skin, specs[0].look.skin)
-        assert s.scene.texture_seed == specs[0].scene.texture_seed
+        assert s.look.feature_contrast == specs[0].look.feature_contrast
+        assert s.scene.texture_seed == specs[0].scene.texture_seed and s.scene.ambient == specs[0].scene.ambient
     assert len({s.units for s in specs}) == 7
 
 
-def _plain(spec, units: ActionUnits):
+def _plain(spec, units: ActionUnits, feature_contrast: float = 1.0):
     """The same person, frontal, flat light, no noise or blur, no glasses or facial hair."""
     look = replace(spec.look, skin=np.array([200, 150, 120], np.float32), lip=np.array([150, 50, 60], np.float32),
                    brow=np.array([40, 30, 25], np.float32), glasses="none", facial_hair="none",
-                   hair_style="bald")
+                   hair_style="bald", feature_contrast=feature_contrast)
     scene = replace(spec.scene, background="gradient", light_strength=0.0, ambient=1.0, face_contrast=0.0,
                     colour_cast=np.ones(3, np.float32), blur_sigma=0.0, noise_sigma=0.0)
     return replace(spec, look=look, scene=scene, pose=FRONTAL, units=units)
@@ -158,6 +159,23 @@ def test_landmarks_lie_on_the_drawn_features(index):
         outward = lm[j] - 4 * (centre - lm[j]) / np.linalg.norm(centre - lm[j])
         assert np.linalg.norm(colour(inward) - skin) < 25
         assert np.linalg.norm(colour(outward) - skin) > 25
+
+
+def test_feature_contrast_scales_brow_and_lip_contrast_to_the_skin_only():
+    spec = sample_face_spec(6, seed=0, index=2)
+    faces = {c: render_face(_plain(spec, ActionUnits(), c), 200) for c in (1.0, 0.3)}
+    lm = faces[1.0].landmarks
+    assert np.array_equal(lm, faces[0.3].landmarks)                        # same geometry
+
+    def colour(img, p):
+        x, y = np.rint(p).astype(int)
+        return img[y - 1:y + 2, x - 1:x + 2].reshape(-1, 3).astype(float).mean(0)
+
+    for point in (lm[19], lm[24], 0.5 * (lm[51] + lm[62])):               # brows, upper lip
+        skin = colour(faces[1.0].image, 0.5 * (lm[2] + lm[31]))           # a cheek
+        full = np.linalg.norm(colour(faces[1.0].image, point) - skin)
+        faint = np.linalg.norm(colour(faces[0.3].image, point) - skin)
+        assert full > 50 and 0.2 * full < faint < 0.4 * full, (full, faint)
 
 
 def test_cli_refuses_non_empty_out_unless_overwrite(tmp_path):

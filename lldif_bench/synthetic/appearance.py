@@ -21,6 +21,12 @@ FACIAL_HAIR = ("none", "stubble", "moustache", "beard")
 FACIAL_HAIR_WEIGHTS = (0.78, 0.08, 0.07, 0.07)
 GLASSES = ("none", "round", "rect")
 GLASSES_WEIGHTS = (0.74, 0.13, 0.13)
+# Contrast of the expression-bearing features (brows, lips, lid lines, folds, wrinkles) against the
+# skin: 1 = the full colours above, 0 = skin-coloured. Drawn per person (pale brows, lips close to
+# the skin tone): low-contrast features stay readable in the clear image but sink below the 8-bit
+# steps of a darkened copy, which is where the low-light copy loses expression evidence (the
+# difficulty knob of the low-light gap, measured by benchmarks/calibrate_synthetic.py).
+FEATURE_CONTRAST_RANGE = (0.6, 1.0)
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,11 @@ class Look:
     glasses_width: float
     lens_alpha: float
     lens_colour: np.ndarray
+    feature_contrast: float  # see FEATURE_CONTRAST_RANGE
+
+    def toward_skin(self, colour) -> np.ndarray:
+        """``colour`` with its difference from the skin scaled by ``feature_contrast``."""
+        return self.skin + self.feature_contrast * (np.asarray(colour, dtype=np.float32) - self.skin)
 
 
 def _pick(rng: np.random.Generator, options, weights) -> str:
@@ -81,6 +92,7 @@ def sample_look(rng: np.random.Generator) -> Look:
         glasses_width=rng.uniform(0.015, 0.035),
         lens_alpha=rng.uniform(0.0, 0.25),
         lens_colour=rng.uniform(120, 255, 3).astype(np.float32),
+        feature_contrast=float(rng.uniform(*FEATURE_CONTRAST_RANGE)),
     )
 
 
@@ -99,13 +111,23 @@ class Scene:
     noise_sigma: float       # grey levels
 
 
+# Overall brightness: most pictures well lit, a fraction taken indoors / in dim light (as in the
+# wild). Darkening a dim picture pushes its face into the few lowest 8-bit codes, where the
+# low-light copy loses detail for real (the low-light gap, see benchmarks/calibrate_synthetic.py).
+BRIGHT_AMBIENT = (0.85, 1.12)
+DIM_AMBIENT = (0.2, 0.5)
+DIM_SCENE_FRACTION = 0.5
+NOISE_SIGMA = (0.3, 1.5)  # grey levels of sensor noise (little noise: no dither for the dark copy)
+
+
 def sample_scene(rng: np.random.Generator, backgrounds: list[str]) -> Scene:
     return Scene(
         background=backgrounds[int(rng.integers(len(backgrounds)))],
         texture_seed=int(rng.integers(2 ** 31)),
         light_angle=rng.uniform(0, 2 * np.pi), light_strength=rng.uniform(0.0, 0.45),
-        ambient=rng.uniform(0.85, 1.12), face_contrast=rng.uniform(0.15, 0.35),
+        ambient=rng.uniform(*(DIM_AMBIENT if rng.random() < DIM_SCENE_FRACTION else BRIGHT_AMBIENT)),
+        face_contrast=rng.uniform(0.15, 0.35),
         colour_cast=rng.uniform(0.92, 1.08, 3).astype(np.float32),
         blur_sigma=rng.uniform(0.0, 0.7) if rng.random() < 0.6 else 0.0,
-        noise_sigma=rng.uniform(0.5, 3.0),
+        noise_sigma=rng.uniform(*NOISE_SIGMA),
     )

@@ -9,6 +9,10 @@ The intensity range is the dataset's difficulty knob, calibrated so that a ResNe
 scratch for a few CPU minutes at 48 px (``lldif-bench demo``'s recipe) reads the expressions well:
 expressions are posed at or above their prototype strength (1.0-1.6×), because at 48 px a weak
 unit moves a brow or a mouth corner by under a pixel (measured by benchmarks/calibrate_synthetic.py).
+How much of that survives the low-light copy is set elsewhere, by the person and the scene: the
+feature contrast of brows, lips and lid lines (``appearance.FEATURE_CONTRAST_RANGE``) and the
+share of dim pictures (``appearance.DIM_SCENE_FRACTION``), whose faces the ``paper`` preset pushes
+into the lowest few 8-bit codes.
 
 The label only ever reaches the face through these units, i.e. through geometry (brow, lid, mouth,
 jaw and nose shapes); identity, colours, lighting and background are sampled independently.

@@ -191,28 +191,14 @@ def render_face(spec: FaceSpec, size: int) -> RenderedFace:
     face_outline = np.concatenate([lm[0:17], cv["forehead"]])  # jaw left→right, forehead back right→left
     canvas.fill(face_outline, skin)
 
-    # Rounded-face shading: darker towards the outline, plus a side light across the face.
-    mask = canvas.mask([face_outline])
-    small = cv2.resize(mask, (big // 4, big // 4), interpolation=cv2.INTER_AREA)
-    small = cv2.GaussianBlur(small, (0, 0), 0.14 * canvas.unit / 4)
-    soft = cv2.resize(small, (big, big), interpolation=cv2.INTER_LINEAR)
-    centre_x = float(lm[27:31, 0].mean() + 0.5) * SUPERSAMPLE
-    region = canvas.region([face_outline], 0.0)  # outside the face the factor is exactly 1
-    if region is not None:
-        rows, cols = region
-        xs = (np.arange(cols.start, cols.stop, dtype=np.float32) - centre_x) / canvas.unit
-        side = 1 + 0.5 * scene.light_strength * np.cos(scene.light_angle) * np.clip(xs, -1, 1)
-        shade = (1 - scene.face_contrast) + scene.face_contrast * np.clip(soft[rows, cols] * 1.6, 0, 1)
-        shade = shade * side[None, :]
-        canvas.img[rows, cols] *= (1 + mask[rows, cols] * (shade - 1))[..., None]
-
     # --- folds and wrinkles (geometry-driven; opacity from the action units) -------------------
-    dark = skin * 0.62
+    # Expression-bearing features are drawn at the person's feature contrast (Look.toward_skin).
+    dark = look.toward_skin(skin * 0.62)
     fold_alpha = 0.12 + 0.55 * max(au.cheek_raise, au.lip_corner_pull, au.upper_lip_raise, au.nose_wrinkle)
     folds = [cv["fold_l"], cv["fold_r"]]
     canvas.blend(fold_alpha, folds, lambda c: [c.line(f, dark, 0.018) for f in folds])
     cheeks = [cv["cheek_l"][0], cv["cheek_r"][0]]
-    canvas.blend(0.5 * au.cheek_raise, cheeks, lambda c: [c.disc(k, 0.13, skin * 1.12) for k in cheeks], 0.15)
+    canvas.blend(0.5 * au.cheek_raise, cheeks, lambda c: [c.disc(k, 0.13, look.toward_skin(skin * 1.12)) for k in cheeks], 0.15)
     raise_ = 0.5 * (au.brow_inner_raise + au.brow_outer_raise)
     lines = [cv[f"forehead_line_{k}"] for k in range(3)]
     canvas.blend(0.9 * (raise_ - 0.25), lines, lambda c: [c.line(f, dark, 0.014) for f in lines])
@@ -226,7 +212,7 @@ def render_face(spec: FaceSpec, size: int) -> RenderedFace:
         _draw_eye(canvas, cv[eye], cv[iris][0], look, shape.iris_radius)
     # --- brows ------------------------------------------------------------------------------
     for brow in ("brow_l", "brow_r"):
-        canvas.fill(cv[brow], look.brow)
+        canvas.fill(cv[brow], look.toward_skin(look.brow))
     # --- nose -------------------------------------------------------------------------------
     side_key = "nose_side_l" if np.cos(scene.light_angle) > 0 else "nose_side_r"
     canvas.blend(0.35, [cv[side_key]], lambda c: c.line(cv[side_key], skin * 0.6, 0.02))
@@ -234,15 +220,16 @@ def render_face(spec: FaceSpec, size: int) -> RenderedFace:
     for nostril in ("nostril_l", "nostril_r"):
         canvas.fill(cv[nostril], skin * 0.35)
     # --- mouth ------------------------------------------------------------------------------
-    canvas.fill(cv["mouth_outer"], look.lip)
+    canvas.fill(cv["mouth_outer"], look.toward_skin(look.lip))
     if geo.mouth_open:
         canvas.fill(cv["mouth_inner"], np.array([70, 25, 30]) * (0.5 + 0.5 * skin / 255))
         canvas.fill(cv["mouth_upper_teeth"], (230, 225, 210))
         if au.jaw_drop > 0.45:
             canvas.fill(cv["mouth_lower_teeth"], (215, 210, 195))
     else:
-        canvas.line(cv["mouth_line"], look.lip * 0.45, 0.014)
+        canvas.line(cv["mouth_line"], look.toward_skin(look.lip * 0.45), 0.014)
     _draw_facial_hair(canvas, look, lm, cv)
+    _shade_face(canvas, face_outline, float(lm[27:31, 0].mean() + 0.5) * SUPERSAMPLE, scene)
     # --- hair over the forehead, glasses ---------------------------------------------------
     if "hair_cap" in cv:
         canvas.fill(cv["hair_cap"], hair)
@@ -255,6 +242,25 @@ def render_face(spec: FaceSpec, size: int) -> RenderedFace:
 
     image = _camera(canvas.img, scene, size)
     return RenderedFace(image=image, landmarks=lm)
+
+
+def _shade_face(canvas: _Canvas, face_outline: np.ndarray, centre_x: float, scene: Scene) -> None:
+    """Rounded-face shading (darker towards the outline) and a side light, over the face and its
+    features alike, so a feature keeps its contrast to the skin around it."""
+    big = canvas.img.shape[0]
+    mask = canvas.mask([face_outline])
+    small = cv2.resize(mask, (big // 4, big // 4), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), 0.14 * canvas.unit / 4)
+    soft = cv2.resize(small, (big, big), interpolation=cv2.INTER_LINEAR)
+    region = canvas.region([face_outline], 0.0)  # outside the face the factor is exactly 1
+    if region is None:
+        return
+    rows, cols = region
+    xs = (np.arange(cols.start, cols.stop, dtype=np.float32) - centre_x) / canvas.unit
+    side = 1 + 0.5 * scene.light_strength * np.cos(scene.light_angle) * np.clip(xs, -1, 1)
+    shade = (1 - scene.face_contrast) + scene.face_contrast * np.clip(soft[rows, cols] * 1.6, 0, 1)
+    shade = shade * side[None, :]
+    canvas.img[rows, cols] *= (1 + mask[rows, cols] * (shade - 1))[..., None]
 
 
 def _draw_eye(canvas: _Canvas, contour: np.ndarray, iris_centre: np.ndarray, look: Look,
@@ -273,9 +279,9 @@ def _draw_eye(canvas: _Canvas, contour: np.ndarray, iris_centre: np.ndarray, loo
     roi = canvas.img[region]
     roi += m[..., None] * (layer.img - roi)
     n = len(contour)
-    canvas.line(contour[: n // 2 + 1], look.brow * 0.5, 0.022)  # lash line along the upper lid
+    canvas.line(contour[: n // 2 + 1], look.toward_skin(look.brow * 0.5), 0.022)  # lash line along the upper lid
     lower = np.concatenate([contour[n // 2:], contour[:1]])
-    canvas.blend(0.35, [lower], lambda c: c.line(lower, look.skin * 0.55, 0.01))
+    canvas.blend(0.35, [lower], lambda c: c.line(lower, look.toward_skin(look.skin * 0.55), 0.01))
 
 
 def _draw_facial_hair(canvas: _Canvas, look: Look, lm: np.ndarray, cv: dict[str, np.ndarray]) -> None:
