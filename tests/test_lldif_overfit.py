@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from lldif_bench.device import flush_cpu_subnormals
 from lldif_bench.models.lldif import build
 
 MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
@@ -47,6 +48,7 @@ def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
 
 @pytest.mark.slow
 def test_tiny_overfits_32_images_in_stage2():
+    flush_cpu_subnormals()  # as the CLI and harness do (stage 2b stalls on subnormals otherwise)
     torch.manual_seed(0)
     batch = synthetic_lowlight(32)
     model = build(7, num_train=32, pretrained=None, config="tiny")

@@ -9,7 +9,7 @@ import sys
 import click
 
 from lldif_bench import __version__
-from lldif_bench.device import DEVICE_CHOICES
+from lldif_bench.device import DEVICE_CHOICES, flush_cpu_subnormals
 from lldif_bench.errors import UserError
 from lldif_bench.registry import RegistryError
 
@@ -66,6 +66,7 @@ def main(ctx: click.Context, device: str, seed: int, verbose: int) -> None:
     """
     level = logging.WARNING - 10 * min(verbose + 1, 2)  # default INFO, -v DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    flush_cpu_subnormals()  # before any torch worker thread exists, so that they all inherit it
     ctx.obj = {"device": device, "seed": seed, "verbose": verbose}
 
 

@@ -53,6 +53,7 @@ from torch import nn
 from tqdm import tqdm
 
 from lldif_bench import __version__
+from lldif_bench.device import flush_cpu_subnormals
 from lldif_bench.errors import UserError
 from lldif_bench.imageio import atomic_write_bytes
 from lldif_bench.training import checkpoint as ckpt
@@ -492,6 +493,7 @@ def run_training(config: RunConfig) -> Path:
     config.validate()
     config = dataclasses.replace(config, data=str(Path(config.data).expanduser().resolve()))
     ctx = init_from_env(config.device)
+    flush_cpu_subnormals()
     try:
         return _run(config, ctx)
     finally:
