@@ -27,7 +27,7 @@ from degradations.noise import poisson_gaussian_noise, standard_normal
 from degradations.numerics import NUMERICS, Numerics
 from degradations.tone import highlights_shadows
 from degradations.transfer import linear_to_uint8, uint8_to_linear
-from degradations.uint8_path import degrade_chunk, make_plan, workspace
+from degradations.uint8_path import degrade_images, make_plan, workspace
 from degradations.white_balance import (
     REFERENCE_TEMPERATURE,
     REFERENCE_TINT,
@@ -228,9 +228,7 @@ def degrade_batch_uint8(images: torch.Tensor, params_list: Sequence[Mapping[str,
             wb = wb_matrices(t, options, t["exposure_ev"]) if c == 3 else None
             plan = make_plan(t, options, c, images, wb)
             out = torch.empty(images.shape, dtype=torch.uint8, device=images.device)
-            ws = workspace(images.device)
-            for s in range(0, b, step):
-                degrade_chunk(images[s:s + step], out[s:s + step], plan, s, ws)
+            degrade_images(images, out, plan, step, workspace(images.device))
         return out
     outs = []
     with torch.no_grad():
