@@ -94,7 +94,9 @@ def run_demo(out: Path, *, methods: tuple[str, ...] = DEFAULT_METHODS, num_image
     out = Path(out)
     data = out / "data"
     log.info("step 1/3: synthetic data (%d images) and its low-light copy in %s", num_images, data)
-    make_synthetic_pair(data, num_images=num_images, size=size, seed=seed, device=device, progress=progress)
+    made, _ = make_synthetic_pair(data, num_images=num_images, size=size, seed=seed, device=device,
+                                  progress=progress)
+    data_kept = bool(made.get("reused"))  # runs trained on a replaced dataset are retrained
 
     recipe = {**DEMO_RECIPE, **(recipe or {}), **({"epochs": epochs} if epochs else {})}
     result = DemoResult(out=out, table=pd.DataFrame())
@@ -104,12 +106,12 @@ def run_demo(out: Path, *, methods: tuple[str, ...] = DEFAULT_METHODS, num_image
             run_dir = out / "runs" / name
             cfg = resolve_config({"method": method, "data": str(data / folder), "out": str(out / "runs"),
                                   "name": name, "seed": seed, "device": device, "progress": progress, **recipe})
-            if _finished(run_dir) and _same_recipe(run_dir, cfg):
+            if data_kept and _finished(run_dir) and _same_recipe(run_dir, cfg):
                 log.info("kept finished run %s", run_dir)
                 result.run_dirs.append(run_dir)
                 continue
             log.info("step 2/3: training %s on %s images (%d epochs)", method, condition, recipe["epochs"])
-            resume = run_dir.exists() and _same_recipe(run_dir, cfg)
+            resume = data_kept and run_dir.exists() and _same_recipe(run_dir, cfg)
             start = time.perf_counter()
             result.run_dirs.append(run_training(dataclasses.replace(cfg, resume=resume, overwrite=not resume)))
             result.seconds[name] = time.perf_counter() - start

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pandas as pd
 import yaml
 from click.testing import CliRunner
@@ -36,6 +38,13 @@ def test_demo_writes_a_clear_vs_lowlight_leaderboard_and_resumes(tmp_path):
     assert len(pd.read_csv(out / "runs" / "leaderboard.csv")) == rows_before + 2
     for run in runs:
         assert yaml.safe_load((out / "runs" / run / "config.yaml").read_text())["config"]["epochs"] == 2
+    # data made by another generator revision is regenerated, and the runs trained on it are retrained
+    card = out / "data" / "clear" / "synthetic.json"
+    meta = json.loads(card.read_text())
+    card.write_text(json.dumps({**meta, "generator_revision": meta["generator_revision"] - 1}))
+    r4 = CliRunner().invoke(main, [*args[:-4], "--epochs", "2", *args[-2:]])
+    assert r4.exit_code == 0, r4.output
+    assert len(pd.read_csv(out / "runs" / "leaderboard.csv")) == rows_before + 4
 
 
 def test_demo_rejects_unknown_method(tmp_path):

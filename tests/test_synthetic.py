@@ -226,3 +226,21 @@ def test_synthetic_pair_resumes_without_rewriting(tmp_path):
     assert {p: p.stat().st_mtime_ns for p in tmp_path.rglob("*.jpg")} == before
     r = CliRunner().invoke(command, ["--out", str(tmp_path / "n2"), "--num-images", "5"])
     assert r.exit_code != 0 and "num-images" in r.output
+
+
+def test_synthetic_pair_regenerates_a_clear_set_of_another_generator_revision(tmp_path):
+    import json
+
+    from lldif_bench.synthetic.pair import make_synthetic_pair
+
+    kw = {"num_images": 28, "size": 32, "seed": 2, "device": "cpu", "workers": 0, "progress": False}
+    make_synthetic_pair(tmp_path, **kw)
+    card = tmp_path / "clear" / "synthetic.json"
+    meta = json.loads(card.read_text())
+    card.write_text(json.dumps({**meta, "generator_revision": meta["generator_revision"] - 1}))
+    stale = tmp_path / "lowlight" / "stale-marker.txt"
+    stale.write_text("from the old renders")
+    summary, built = make_synthetic_pair(tmp_path, **kw)
+    assert not summary.get("reused") and built.written == 28  # both halves made again
+    assert not stale.exists()
+    assert json.loads(card.read_text())["generator_revision"] == meta["generator_revision"]

@@ -1,8 +1,9 @@
 """The synthetic clear / low-light pair: ``OUT/clear`` (the generator) and ``OUT/lowlight`` (the same
 images through the degradation pipeline, built by the same code as ``make-dataset rafdb``).
 
-Both halves resume: a finished clear set with the same settings is reused (its label file is written
-last, so a half-written set is regenerated), and the low-light build keeps its verified outputs.
+Both halves resume: a finished clear set with the same settings and generator revision is reused (its
+label file is written last, so a half-written set is regenerated), and the low-light build keeps its
+verified outputs. A regenerated clear set takes its old low-light copy with it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from lldif_bench.datasets import open_dataset
 from lldif_bench.datasets.build import BuildSummary, build_lowlight
-from lldif_bench.synthetic.writer import generate_synthetic
+from lldif_bench.synthetic.writer import GENERATOR_REVISION, generate_synthetic
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,8 @@ def _finished_clear_set(root: Path, num_images: int, size: int, seed: int) -> bo
     if not (card.is_file() and (root / LABEL_FILE).is_file()):
         return False
     meta = json.loads(card.read_text())
-    return (meta.get("num_images"), meta.get("size"), meta.get("seed")) == (num_images, size, seed)
+    return ((meta.get("num_images"), meta.get("size"), meta.get("seed"), meta.get("generator_revision"))
+            == (num_images, size, seed, GENERATOR_REVISION))
 
 
 def make_synthetic_pair(out: Path, *, num_images: int = 700, size: int = 100, seed: int = 0,
@@ -47,8 +49,10 @@ def make_synthetic_pair(out: Path, *, num_images: int = 700, size: int = 100, se
         summary = json.loads((clear / CARD).read_text()) | {"reused": True}
         log.info("kept the finished clear set in %s", clear)
     else:
-        if clear.exists():
-            shutil.rmtree(clear)  # unfinished or made with other settings: regenerate
+        for stale in (clear, out / LOWLIGHT_DIR):  # unfinished, other settings or generator revision
+            if stale.exists():
+                log.info("removing %s: its clear set is regenerated", stale)
+                shutil.rmtree(stale)
         summary = generate_synthetic(clear, num_images=num_images, size=size, seed=seed, progress=progress)
     if not lowlight:
         return summary, None

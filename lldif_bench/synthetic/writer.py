@@ -39,6 +39,9 @@ LABEL_FILE = "EmoLabel/list_patition_label.txt"
 IMAGE_DIR = "Image/aligned"
 LANDMARK_FILE = "landmarks.npz"
 CARD_FILE = "synthetic.json"
+# Bump whenever the renders change for the same (num_images, size, seed): a clear set made by another
+# revision is regenerated instead of reused (2: per-person feature contrast and dim scenes).
+GENERATOR_REVISION = 2
 SHUFFLE_STREAM = 1  # SeedSequence tag of the label shuffle (per-image streams use tag 0)
 
 
@@ -119,7 +122,8 @@ def generate_synthetic(out_root: Path, num_images: int = 700, size: int = 100, s
         "status": np.array(["ground-truth"] * len(plan), dtype=str),
     }))
     summary = _summary(plan, out_root, num_images, size, seed)
-    card = {"generator": "lldif_bench.synthetic", "version": __version__, **summary}
+    card = {"generator": "lldif_bench.synthetic", "version": __version__, "generator_revision": GENERATOR_REVISION,
+            **summary}
     card.pop("out_root")
     atomic_write_bytes(out_root / CARD_FILE, (json.dumps(card, indent=2, sort_keys=True) + "\n").encode())
     # The label file last: its presence marks a complete dataset.
