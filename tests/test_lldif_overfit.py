@@ -26,10 +26,12 @@ def synthetic_lowlight(n: int, size: int = 112, seed: int = 0) -> dict:
             "index": torch.arange(n), "epoch": 0}
 
 
-def stage_trainer(model, batch: dict, stage: str, lr: float):
-    """One Adam optimizer over the stage's trainable parameters, kept across calls of the returned step(n)."""
+def stage_trainer(model, batch: dict, stage: str, lr: float, cosine_steps: int | None = None):
+    """One Adam optimizer over the stage's trainable parameters, kept across calls of the returned step(n);
+    with ``cosine_steps``, the lr follows a cosine decay to 0 over that many steps."""
     model.set_stage(stage)
     opt = torch.optim.Adam([p for g in model.param_groups(lr) for p in g["params"]], lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cosine_steps) if cosine_steps else None
 
     def steps(n: int) -> None:
         model.set_stage(stage)
@@ -39,6 +41,8 @@ def stage_trainer(model, batch: dict, stage: str, lr: float):
             loss.backward()
             opt.step()
             opt.zero_grad(set_to_none=True)
+            if sched is not None:
+                sched.step()
     return steps
 
 
@@ -63,9 +67,12 @@ def test_tiny_overfits_32_images_in_stage2():
             break
     assert teacher == 1.0, f"stage 1 (teacher) reached only {teacher:.1%}"
     stage_trainer(model, batch, "2a", 1e-3)(20)
-    stage2b = stage_trainer(model, batch, "2b", 1e-3)
+    # 2b has no Z-matching loss (V4): when the teacher's LLformer read the label from Z alone, the LLformer
+    # learns the image pathway here (measured at a constant lr 1e-3: 15.6% -> 97% in 100 steps, then
+    # oscillating 72-97%), hence a cosine decay over the 200-step budget
+    stage2b = stage_trainer(model, batch, "2b", 1e-3, cosine_steps=200)
     label_free = 0.0
-    for _ in range(12):
+    for _ in range(20):
         stage2b(10)
         model.eval()
         with torch.no_grad():
