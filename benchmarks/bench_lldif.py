@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 import torchvision
 
-from lldif_bench.device import resolve_device
+from lldif_bench.device import flush_cpu_subnormals, resolve_device
 from lldif_bench.models.lldif import build
 from lldif_bench.models.lldif.diffusion import EPDDiffusion
 
@@ -172,6 +172,7 @@ def main() -> None:
     ap.add_argument("--flops", action="store_true",
                     help="count FLOPs per image (FlopCounterMode) instead of timing: robust on a busy machine")
     args = ap.parse_args()
+    flush_cpu_subnormals()  # as `lldif-bench run` does
     device = resolve_device(args.device)
     torch.manual_seed(0)
     size, b = 112, args.batch
