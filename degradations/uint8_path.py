@@ -250,12 +250,6 @@ def degrade_images(x: torch.Tensor, out: torch.Tensor, plan: Plan, step: int, ws
         _degrade_span(x, out, plan, first, 0, b, step, ws)
 
 
-def degrade_chunk(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws: Workspace) -> None:
-    """One chunk: :func:`degrade_images` with ``step`` = all of ``x`` (its images split between the
-    CPU worker threads)."""
-    degrade_images(x, out, plan, max(1, x.shape[0]), ws, first=first)
-
-
 def _degrade_span(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, start: int, stop: int,
                   step: int, ws: Workspace) -> None:
     """Images ``start:stop`` of ``x``, at most ``step`` at a time."""

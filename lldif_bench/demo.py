@@ -40,7 +40,8 @@ DEMO_RECIPE = {"epochs": 12, "image_size": 48, "batch_size": 64, "lr": 5e-4, "we
                "optimizer_params": {}, "scheduler": "cosine", "scheduler_params": {}, "augment": {"erase_p": 0.0}}
 # Default dataset size: 4,000 images (3,200 to train). Measured with benchmarks/calibrate_synthetic.py
 # (seed 0, generator with per-person feature contrast 0.6-1 and half the scenes dim): 83.9% on clear
-# images, 69.4% on the low-light copy (gap 14.5 points; seed 1 not measured yet). The earlier generator
+# images, 69.4% on the low-light copy (gap 14.5 points; `lldif-bench demo` on the idle machine: 83.75% /
+# 69.75%, 20 min 52 s in all; seed 1 not measured yet). The earlier generator
 # (full-contrast features, bright scenes only) reached 90-92% clear but 92.8% low-light (no gap), and
 # 74-77% clear with 2,000 images.
 DEMO_NUM_IMAGES = 4000

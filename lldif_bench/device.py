@@ -19,7 +19,6 @@ def resolve_device(name: str | None = "auto") -> torch.device:
     return torch.device(name)
 
 
-
 def flush_cpu_subnormals() -> bool:
     """Flush subnormal floats to zero in CPU math for the rest of the process; returns whether it is on.
 
