@@ -132,7 +132,9 @@ def open_packed(path: str | Path) -> PackedDataset:
         raise UserError(f"the packed cache {path} is unreadable ({err}); delete the folder to rebuild it") from None
 
 
-def _resize_rgb(image: np.ndarray, size: int) -> np.ndarray:
+def resize_rgb(image: np.ndarray, size: int) -> np.ndarray:
+    """A uint8 image (grey, RGB or RGBA) as ``(size, size, 3)`` RGB, exactly as the packed cache stores
+    it (area averaging when shrinking, bilinear when enlarging); training-time inputs use it too."""
     if image.ndim == 2:
         image = image[:, :, None]
     if image.shape[2] == 4:
@@ -191,7 +193,7 @@ def _build(dataset: Any, records: list, image_size: int, target: Path, fp: str, 
             except (OSError, ValueError, cv2.error) as err:  # undecodable / missing: a counted skip
                 return i, f"{type(err).__name__}: {err}"
             src_hw[i] = img.shape[:2]
-            images[i] = _resize_rgb(np.asarray(img, dtype=np.uint8), image_size)
+            images[i] = resize_rgb(np.asarray(img, dtype=np.uint8), image_size)
             return i, None
 
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:

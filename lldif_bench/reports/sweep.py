@@ -120,11 +120,9 @@ def darken(test: CleanTest, ev: float, preset, seed: int, device: str = "cpu") -
 
 
 def _resize_all(images: list[np.ndarray], size: int) -> np.ndarray:
-    from lldif_bench.datasets.packed import (
-        _resize_rgb,  # the packed cache's resize (same pixels)
-    )
+    from lldif_bench.datasets.packed import resize_rgb  # the packed cache's resize (same pixels)
 
-    return np.stack([_resize_rgb(img, size) for img in images])
+    return np.stack([resize_rgb(img, size) for img in images])
 
 
 def _landmarks(data_dir, size: int, relpaths: list[str]) -> np.ndarray | None:

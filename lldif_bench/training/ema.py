@@ -65,6 +65,17 @@ class ParamEMA:
                 for p, saved in zip(params, backup):
                     p.copy_(saved)
 
+    def raw_values(self, model: nn.Module) -> dict[str, Tensor]:
+        """CPU copies of the trained (not averaged) values of the averaged parameters, for a resume."""
+        return {name: p.detach().cpu().clone() for name, p in zip(self.names, self._params(model))}
+
+    @torch.no_grad()
+    def load_raw_values(self, model: nn.Module, values: Mapping[str, Tensor]) -> None:
+        """Put values saved by :meth:`raw_values` back into ``model``."""
+        params = dict(model.named_parameters())
+        for name, value in values.items():
+            params[name].copy_(value)
+
     def state_dict(self) -> dict[str, Any]:
         return {"decay": self.decay, "updates": self.updates, "shadow": dict(self.shadow)}
 

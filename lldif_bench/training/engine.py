@@ -294,7 +294,7 @@ def train_stage(model: nn.Module, cfg: RunConfig, stages: list[dict], k: int, ru
         row["lr"] = optimizer.param_groups[0]["lr"]
         scheduler.step()
         last = epoch == cfg.epochs - 1
-        trained = _trained_params(model, ema) if ema is not None and ctx.is_main else None
+        trained = ema.raw_values(model) if ema is not None and ctx.is_main else None
         with ema.applied(model) if ema is not None else contextlib.nullcontext():  # evaluate/save the EMA weights
             if last or (epoch + 1) % cfg.eval_every == 0:
                 _sync_buffers(model, ctx)
@@ -323,12 +323,6 @@ def train_stage(model: nn.Module, cfg: RunConfig, stages: list[dict], k: int, ru
     return StageOutcome(history, final, best, max(0, cfg.epochs - start))
 
 
-def _trained_params(model: nn.Module, ema: ParamEMA) -> dict[str, torch.Tensor]:
-    """The raw (not averaged) values of the parameters ``ema`` averages, for a resume."""
-    params = dict(model.named_parameters())
-    return {name: params[name].detach().cpu().clone() for name in ema.names}
-
-
 def _restore_ema(model: nn.Module, ema: ParamEMA, state: Mapping[str, Any], out_dir: Path) -> None:
     """On resume: ``last`` holds the EMA weights; bring back the average and the raw trained values."""
     if "ema" not in state or "trained_params" not in state:
@@ -338,10 +332,7 @@ def _restore_ema(model: nn.Module, ema: ParamEMA, state: Mapping[str, Any], out_
         ema.load_state_dict(state["ema"])
     except ValueError as err:
         raise UserError(f"{out_dir}: {err}; restart with --overwrite") from None
-    params = dict(model.named_parameters())
-    with torch.no_grad():
-        for name, value in state["trained_params"].items():
-            params[name].copy_(value)
+    ema.load_raw_values(model, state["trained_params"])
 
 
 def _weights_epoch(path: Path) -> int | None:

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lldif_bench.datasets.packed import _resize_rgb
+from lldif_bench.datasets.packed import resize_rgb
 from lldif_bench.device import resolve_device
 from lldif_bench.errors import UserError
 from lldif_bench.imageio import ImageDecodeError, is_image_name, read_image
@@ -105,7 +105,7 @@ def predict_images(run_dir: str | Path, inputs: Sequence[str | Path], *, landmar
                 skipped.append(f"{p}: {err}")
         if not images:
             continue
-        x = torch.from_numpy(np.stack([_resize_rgb(im, size) for im in images])).to(dev)
+        x = torch.from_numpy(np.stack([resize_rgb(im, size) for im in images])).to(dev)
         x = normalize(x.permute(0, 3, 1, 2).float() / 255.0)
         lm = None
         if needs_lm:
