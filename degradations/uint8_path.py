@@ -5,7 +5,7 @@ The same ops as :func:`degradations.pipeline.degrade_linear` with ``deterministi
 curves, Poisson-Gaussian noise, encode table), in an order that makes few passes over the pixels:
 
 * per-image constants (matrices, gain curves, noise scales) are computed once per call, on
-  ``(B,)``-sized tensors; pixels are then processed in cache-sized chunks whose large buffers are
+  ``(B,)``-sized tensors; pixels are then processed in chunks of bounded size whose large buffers are
   reused (a fresh large allocation costs page faults on every chunk);
 * decode: uint8 -> int32 index -> 256-entry table (no int64 copy);
 * colour: luminance comes straight from the decoded input through the row ``BT.709 . M`` of each

@@ -31,19 +31,24 @@ log = logging.getLogger(__name__)
 
 # Trained by default: ResNet-18; --methods adds others.
 DEFAULT_METHODS = ("resnet18",)
-# One recipe for every method (the methods' own paper recipes need hundreds of GPU epochs), and the
-# defaults of benchmarks/calibrate_synthetic.py, which runs run_demo and measures it. 48 px: about
-# 1.6x the images per second of 64 px on one CPU thread, and the calibrated expressions stay readable;
-# Adam 5e-4 (the head at 10x, see baselines/resnet18.py): 1e-3 left a 4,000-image run stuck at the
-# majority class; random erasing (suite default p=0.5) slows a short run down, so it is off here.
-DEMO_RECIPE = {"epochs": 12, "image_size": 48, "batch_size": 64, "lr": 5e-4, "weight_decay": 1e-4, "optimizer": "adam",
+# One recipe for every method (the methods' own paper recipes need hundreds of GPU epochs). 48 px:
+# about 1.6x the images per second of 64 px on one CPU thread, and the calibrated expressions stay
+# readable; Adam 5e-4 (the head at 10x, see baselines/resnet18.py): 1e-3 left a 4,000-image run stuck at
+# the majority class; random erasing (suite default p=0.5) slows a short run down, so it is off here.
+# 6 epochs keep the demo near 10 minutes on 2 cores (ResNet-18 trains at ~65-75 img/s at 48 px there):
+# measured on the idle machine, `lldif-bench demo` took 11 min 15 s, ResNet-18 66.6% clear, 45.9%
+# low-light (seed 0). Shorter schedules did not learn faster: Adam 1e-3 or SGD 0.05 (head at 10x) stayed
+# at the majority class for 6 epochs; Adam 1e-3 without the head factor reached 66.8% clear.
+DEMO_RECIPE = {"epochs": 6, "image_size": 48, "batch_size": 64, "lr": 5e-4, "weight_decay": 1e-4, "optimizer": "adam",
                "optimizer_params": {}, "scheduler": "cosine", "scheduler_params": {}, "augment": {"erase_p": 0.0}}
-# Default dataset size: 4,000 images (3,200 to train). Measured with benchmarks/calibrate_synthetic.py
-# (seed 0, generator with per-person feature contrast 0.6-1 and half the scenes dim): 83.9% on clear
-# images, 69.4% on the low-light copy (gap 14.5 points; `lldif-bench demo` on the idle machine: 83.75% /
-# 69.75%, 20 min 52 s in all; seed 1 not measured yet). The earlier generator
-# (full-contrast features, bright scenes only) reached 90-92% clear but 92.8% low-light (no gap), and
-# 74-77% clear with 2,000 images.
+# The difficulty calibration (benchmarks/calibrate_synthetic.py) trains the same recipe twice as long,
+# about 9.5 minutes per run: `lldif-bench demo --epochs 12` runs it.
+CALIBRATION_EPOCHS = 12
+# Default dataset size: 4,000 images (3,200 to train). Calibration, seed 0, generator revision 2
+# (per-person feature contrast 0.6-1, half the scenes dim): 83.75% on clear images, 69.75% on the
+# low-light copy (`lldif-bench demo --epochs 12`, 20 min 52 s in all); the README has seed 1. The
+# earlier generator (full-contrast features, bright scenes only) reached 90-92% clear but 92.8%
+# low-light (no gap), and 74-77% clear with 2,000 images.
 DEMO_NUM_IMAGES = 4000
 CONDITIONS = {"clear": "clear", "low-light": "lowlight"}
 
