@@ -37,8 +37,8 @@ DEFAULT_METHODS = ("resnet18",)
 # the majority class; random erasing (suite default p=0.5) slows a short run down, so it is off here.
 # 6 epochs keep the demo near 10 minutes on 2 cores (ResNet-18 trains at ~65-75 img/s at 48 px there):
 # measured on the idle machine, `lldif-bench demo` took 11 min 15 s, ResNet-18 66.6% clear, 45.9%
-# low-light (seed 0). Shorter schedules did not learn faster: Adam 1e-3 or SGD 0.05 (head at 10x) stayed
-# at the majority class for 6 epochs; Adam 1e-3 without the head factor reached 66.8% clear.
+# low-light (seed 0). Higher learning rates did not learn faster in 6 epochs: Adam 1e-3 or SGD 0.05 (head
+# at 10x, batch 32) stayed at the majority class; Adam 1e-3 without the head factor reached 66.8% clear.
 DEMO_RECIPE = {"epochs": 6, "image_size": 48, "batch_size": 64, "lr": 5e-4, "weight_decay": 1e-4, "optimizer": "adam",
                "optimizer_params": {}, "scheduler": "cosine", "scheduler_params": {}, "augment": {"erase_p": 0.0}}
 # The difficulty calibration (benchmarks/calibrate_synthetic.py) trains the same recipe twice as long,
