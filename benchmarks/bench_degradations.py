@@ -177,11 +177,11 @@ def main() -> None:
           f"{' (' + split + ')' if split else ''}{' [--threads]' if args.threads else ' [default]'}; "
           f"reference: OpenCV 1 thread")
     print(f"load average at start {_load()} (other processes share the CPU)")
+    if args.batch < 0:
+        ap.error(f"--batch must be positive (or 0 for the defaults), got {args.batch}")
     cases = [case for case in [(48, 1, 256, 128), (100, 3, 256, 64), (224, 3, 64, 16)] if case[0] in sizes]
     if not cases:
         ap.error(f"--sizes: none of {args.sizes!r} is one of 48, 100, 224")
-    if args.batch < 0:
-        ap.error(f"--batch must be positive (or 0 for the defaults), got {args.batch}")
     cases = [(size, ch, n, args.batch or batch) for size, ch, n, batch in cases]
     print(f"{'size':>9} {'preset':>10} {'batch':>5} {'batched img/s':>14} {'per-image img/s':>16} "
           f"{'ratio':>6} {'max |diff|':>10}")

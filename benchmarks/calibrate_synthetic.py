@@ -33,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from calibrate_synthetic_probe import colour_histogram, load_split, logistic_probe, raw_pixels
 
 from lldif_bench.demo import CALIBRATION_EPOCHS, DEMO_NUM_IMAGES, DEMO_RECIPE, run_demo
-from lldif_bench.synthetic import FaceSpec, sample_face_spec, split_plan
+from lldif_bench.synthetic import FaceSpec, appearance, sample_face_spec, split_plan
 from lldif_bench.synthetic.writer import aligned_relpath
 
 
@@ -68,11 +68,14 @@ def accuracy_by_face_property(run_dirs: dict[str, Path], num_images: int, seed: 
     return table
 
 
-# Where the low-light gap comes from: the generator's two knobs for it (synthetic/appearance.py).
+# Where the low-light gap comes from: the generator's two knobs for it (synthetic/appearance.py),
+# each range cut into bands (dim and bright scenes in two bands each).
+_DIM, _BRIGHT = appearance.DIM_AMBIENT, appearance.BRIGHT_AMBIENT
 BREAKDOWNS: dict[str, tuple[Callable[[FaceSpec], float], tuple[float, ...]]] = {
-    "feature contrast (brows, lips, lid lines vs skin)": (lambda s: s.look.feature_contrast,
-                                                          (0.6, 0.7, 0.8, 0.9, 1.0)),
-    "scene brightness (ambient)": (lambda s: s.scene.ambient, (0.0, 0.35, 0.5, 0.85, 1.0, 1.2)),
+    "feature contrast (brows, lips, lid lines vs skin)": (
+        lambda s: s.look.feature_contrast, tuple(np.linspace(*appearance.FEATURE_CONTRAST_RANGE, 5))),
+    "scene brightness (ambient)": (
+        lambda s: s.scene.ambient, (_DIM[0], sum(_DIM) / 2, _DIM[1], _BRIGHT[0], sum(_BRIGHT) / 2, _BRIGHT[1])),
 }
 
 
@@ -127,7 +130,8 @@ def main() -> None:
     runs = {c: args.out / "runs" / f"{args.method}-synthetic-{c}-s{args.seed}" for c in ("clear", "low-light")}
     for title, (prop, bands) in BREAKDOWNS.items():
         print(f"\ntest accuracy (%) by {title}:")
-        print(accuracy_by_face_property(runs, args.num_images, args.seed, prop, bands).rename_axis(title).to_string())
+        table = accuracy_by_face_property(runs, args.num_images, args.seed, prop, bands)
+        print(table[table["images"] > 0].rename_axis(title).to_string())  # no scene falls between dim and bright
     if not args.skip_probes:
         print("\nsingle-statistic probes on the clear set (test accuracy):")
         for name, acc in probes(args.out / "data" / "clear").items():

@@ -56,7 +56,6 @@ ENCODE_SCALE = float(ENCODE_LUT_SIZE - 1)
 LEVELS = 256
 F32 = torch.float32
 F64 = torch.float64
-SLICES_PER_THREAD = 1
 
 
 class Workspace:
@@ -233,7 +232,7 @@ def _with_grey_levels(plan: Plan, device: torch.device) -> Plan:
 def degrade_images(x: torch.Tensor, out: torch.Tensor, plan: Plan, step: int, ws: Workspace, *,
                    first: int = 0) -> None:
     """Degrade uint8 images ``x`` (images ``first ..`` of the plan) into ``out`` (uint8, same shape),
-    at most ``step`` images (a cache-sized chunk) at a time.
+    at most ``step`` images (one chunk) at a time.
 
     On the CPU with more than one torch thread, that many worker threads with one torch thread each
     (:mod:`degradations.cpu_threads`; each with its own workspace) take slices of about
@@ -243,7 +242,7 @@ def degrade_images(x: torch.Tensor, out: torch.Tensor, plan: Plan, step: int, ws
     threads = torch.get_num_threads() if x.device.type == "cpu" else 1
     if threads > 1 and b > 1:
         size = -(-step // threads)  # ceil: a thread's share of a chunk
-        per_thread = max(SLICES_PER_THREAD, -(-b // (size * threads)))
+        per_thread = -(-b // (size * threads))  # so that no slice exceeds a thread's share of a chunk
         run_slices(lambda start, stop: _degrade_span(x, out, plan, first, start, stop, step, workspace(x.device)),
                    b, threads, per_thread)
     else:
