@@ -135,18 +135,21 @@ def make_images(n: int, size: int, channels: int, seed: int = 0) -> np.ndarray:
     return np.clip(imgs, 0, 255).astype(np.uint8)
 
 
-def best_of_interleaved(fns, reps: int) -> list[float]:
-    """Best wall time of each function; repetitions alternate between them so that both see the
-    same background load (this machine is shared)."""
+def interleaved_times(fns, reps: int) -> list[list[float]]:
+    """Wall times of each function over ``reps`` repetitions, ``times[rep][fn]``; within a repetition
+    the functions run back to back (in alternating order), so both see the same background load (this machine is shared
+    and its speed drifts between phases of seconds)."""
     for fn in fns:
         fn()  # warm-up (tables, allocator)
-    best = [float("inf")] * len(fns)
-    for _ in range(reps):
-        for i, fn in enumerate(fns):
+    times = []
+    for rep in range(reps):
+        row = [0.0] * len(fns)
+        for i in (range(len(fns)) if rep % 2 == 0 else reversed(range(len(fns)))):  # alternate who goes first
             t0 = time.perf_counter()
-            fn()
-            best[i] = min(best[i], time.perf_counter() - t0)
-    return best
+            fns[i]()
+            row[i] = time.perf_counter() - t0
+        times.append(row)
+    return times
 
 
 def main() -> None:
@@ -167,7 +170,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    reps = 3 if args.quick else 7
+    reps = 3 if args.quick else 9
     print(f"lldif-bench degradations benchmark: torch {torch.__version__}, opencv {cv2.__version__}, "
           f"numpy {np.__version__}, {platform.processor() or platform.machine()}")
     threads = torch.get_num_threads()
@@ -205,7 +208,9 @@ def main() -> None:
                 for img, p in zip(imgs, params):
                     reference_degrade(img, p)
 
-            t_b, t_r = best_of_interleaved([batched, per_image], reps)
+            times = interleaved_times([batched, per_image], reps)
+            t_b, t_r = (min(column) for column in zip(*times))
+            ratio = float(np.median([r / b for b, r in times]))  # of back-to-back pairs: same load
             # agreement check with noise off (the two use different random generators)
             quiet = [{k: v for k, v in p.items() if not k.startswith("noise")} for p in params[:8]]
             ours = degrade_batch_uint8(tensor[:8], quiet, preset=preset).permute(0, 2, 3, 1).cpu().numpy()
@@ -213,8 +218,9 @@ def main() -> None:
             diff = int(np.abs(ours.astype(int) - ref.astype(int)).max())
             label = f"{size}x{size}{'g' if ch == 1 else ''}"
             print(f"{label:>9} {name:>10} {batch:>5} {n / t_b:>14.0f} {n / t_r:>16.0f} "
-                  f"{t_r / t_b:>6.2f} {diff:>10d}")
-    print("ratio = batched / per-image (goal on CPU: >= 1.5); max |diff| in uint8 code values, noise off")
+                  f"{ratio:>6.2f} {diff:>10d}")
+    print("img/s: best repetition of each path; ratio: median over repetitions of per-image time / batched time,")
+    print("each pair run back to back (goal on CPU: >= 1.5); max |diff| in uint8 code values, noise off")
     print(f"load average at end {_load()}")
 
 

@@ -1,20 +1,20 @@
 """Difficulty calibration of the synthetic FER dataset (issue: "Package, CLI, CI and the built-in
 synthetic FER dataset").
 
-Runs what ``lldif-bench demo --epochs 12`` runs (:func:`lldif_bench.demo.run_demo`: generate, darken
-with the ``paper`` preset, train ResNet-18 from scratch with ``DEMO_RECIPE`` for ``CALIBRATION_EPOCHS``
-on the clear and on the low-light copy), then adds, on the same clear set:
+Runs what ``lldif-bench demo`` runs (:func:`lldif_bench.demo.run_demo`: generate, darken with the
+demo's preset (``DEMO_PRESET``, ``realistic``), train ResNet-18 from scratch with ``DEMO_RECIPE`` on
+the clear and on the low-light copy), then adds, on the same data:
 - the seconds each training run took (train + per-epoch evaluation);
 - the single-statistic probes of ``calibrate_synthetic_probe.py`` (colour histogram and raw-pixel
   logistic regression) beside the majority-class rate;
-- test accuracy on clear and low-light images per band of the generator's per-person feature
-  contrast and per-picture brightness (read back from the seed): where the low-light gap comes from.
+- test accuracy on clear and low-light images per quartile of the low-light copy's sampled sensor
+  noise, exposure and JPEG quality (from its manifest.csv): where the low-light gap comes from.
 
-Every recipe option defaults to ``DEMO_RECIPE`` except the epochs (12 rather than the demo's 6, which
-trade accuracy for a ~10-minute demo); ``--epochs 6`` measures the demo itself:
+Every recipe option defaults to ``DEMO_RECIPE``; ``--epochs`` trains longer (e.g. to see whether the
+gap survives convergence):
 
     python benchmarks/calibrate_synthetic.py --out calibration/n4000-s0 --num-images 4000 --seed 0
-    python benchmarks/calibrate_synthetic.py --out calibration/n2000-s0 --num-images 2000 --seed 0
+    python benchmarks/calibrate_synthetic.py --out calibration/n4000-s1 --num-images 4000 --seed 1
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import itertools
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -32,9 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from calibrate_synthetic_probe import colour_histogram, load_split, logistic_probe, raw_pixels
 
-from lldif_bench.demo import CALIBRATION_EPOCHS, DEMO_NUM_IMAGES, DEMO_RECIPE, run_demo
-from lldif_bench.synthetic import FaceSpec, appearance, sample_face_spec, split_plan
-from lldif_bench.synthetic.writer import aligned_relpath
+from lldif_bench.demo import DEMO_NUM_IMAGES, DEMO_RECIPE, run_demo
+from lldif_bench.synthetic.pair import LOWLIGHT_DIR
 
 
 def probes(root: Path) -> dict[str, float]:
@@ -48,18 +46,19 @@ def probes(root: Path) -> dict[str, float]:
     return out
 
 
-def accuracy_by_face_property(run_dirs: dict[str, Path], num_images: int, seed: int,
-                              prop: Callable[[FaceSpec], float], bands: tuple[float, ...]) -> pd.DataFrame:
-    """Test accuracy (%) of each run (``{condition: run dir}``) per band of ``prop(face spec)``.
+def accuracy_by_degradation(run_dirs: dict[str, Path], manifest: Path, param: str, bands: int = 4) -> pd.DataFrame:
+    """Test accuracy (%) of each run (``{condition: run dir}``) per quantile band of one sampled
+    degradation parameter of the low-light copy (``param.<param>`` in its ``manifest.csv``).
 
-    Every test image's spec is re-drawn from (seed, index) exactly as the generator drew it; the
-    runs' ``predictions.csv`` give the predictions.
+    Both conditions are broken down by the same images, so the clear column is the reference for
+    what the degradation of that band costs. The runs' ``predictions.csv`` give the predictions.
     """
-    plan = split_plan(num_images, seed)
-    values = {aligned_relpath(name): prop(sample_face_spec(label, seed, index))
-              for index, (name, label) in enumerate(plan) if name.startswith("test_")}
-    labels = [f"{lo:.2f}-{hi:.2f}" for lo, hi in itertools.pairwise(bands)]
-    band = pd.cut(pd.Series(values), bins=list(bands), labels=labels, include_lowest=True)
+    rows = pd.read_csv(manifest)
+    rows = rows[(rows["split"] == "test") & (rows["status"] == "ok")]
+    values = rows.set_index("output")[f"param.{param}"]
+    edges = values.quantile(np.linspace(0, 1, bands + 1)).drop_duplicates().to_list()
+    labels = [f"{lo:.3g} to {hi:.3g}" for lo, hi in itertools.pairwise(edges)]
+    band = pd.cut(values, edges, labels=labels, include_lowest=True)
     table = pd.DataFrame({"images": band.value_counts(sort=False)})
     for condition, run_dir in run_dirs.items():
         pred = pd.read_csv(run_dir / "predictions.csv").set_index("path")
@@ -68,15 +67,10 @@ def accuracy_by_face_property(run_dirs: dict[str, Path], num_images: int, seed: 
     return table
 
 
-# Where the low-light gap comes from: the generator's two knobs for it (synthetic/appearance.py),
-# each range cut into bands (dim and bright scenes in two bands each).
-_DIM, _BRIGHT = appearance.DIM_AMBIENT, appearance.BRIGHT_AMBIENT
-BREAKDOWNS: dict[str, tuple[Callable[[FaceSpec], float], tuple[float, ...]]] = {
-    "feature contrast (brows, lips, lid lines vs skin)": (
-        lambda s: s.look.feature_contrast, tuple(np.linspace(*appearance.FEATURE_CONTRAST_RANGE, 5))),
-    "scene brightness (ambient)": (
-        lambda s: s.scene.ambient, (_DIM[0], sum(_DIM) / 2, _DIM[1], _BRIGHT[0], sum(_BRIGHT) / 2, _BRIGHT[1])),
-}
+# Where the low-light gap comes from: the sampled parameters of the low-light copy worth a breakdown
+# (those the preset draws per image; the others are skipped).
+BREAKDOWNS = {"noise_shot": "sensor shot-noise variance", "exposure_ev": "exposure (EV)",
+              "jpeg_quality": "JPEG quality"}
 
 
 def recipe_from_args(args: argparse.Namespace) -> dict:
@@ -104,7 +98,7 @@ def main() -> None:
     ap.add_argument("--num-images", type=int, default=DEMO_NUM_IMAGES)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--epochs", type=int, default=CALIBRATION_EPOCHS)
+    ap.add_argument("--epochs", type=int, default=DEMO_RECIPE["epochs"])
     ap.add_argument("--image-size", type=int, default=DEMO_RECIPE["image_size"])
     ap.add_argument("--batch-size", type=int, default=DEMO_RECIPE["batch_size"])
     ap.add_argument("--lr", type=float, default=DEMO_RECIPE["lr"])
@@ -128,10 +122,14 @@ def main() -> None:
               f"{shown}")
     print(f"gap (clear - low-light): {row['drop (points)']:.1f} points")
     runs = {c: args.out / "runs" / f"{args.method}-synthetic-{c}-s{args.seed}" for c in ("clear", "low-light")}
-    for title, (prop, bands) in BREAKDOWNS.items():
-        print(f"\ntest accuracy (%) by {title}:")
-        table = accuracy_by_face_property(runs, args.num_images, args.seed, prop, bands)
-        print(table[table["images"] > 0].rename_axis(title).to_string())  # no scene falls between dim and bright
+    manifest = args.out / "data" / LOWLIGHT_DIR / "manifest.csv"
+    drawn = pd.read_csv(manifest, nrows=50)
+    for param, title in BREAKDOWNS.items():
+        column = drawn.get(f"param.{param}")
+        if column is None or column.nunique() < 2:  # not drawn per image by this preset
+            continue
+        print(f"\ntest accuracy (%) by the low-light copy's {title} (quartiles of the test images):")
+        print(accuracy_by_degradation(runs, manifest, param).rename_axis(param).to_string())
     if not args.skip_probes:
         print("\nsingle-statistic probes on the clear set (test accuracy):")
         for name, acc in probes(args.out / "data" / "clear").items():

@@ -1,4 +1,4 @@
-"""benchmarks/calibrate_synthetic.py: test accuracy per band of a property of the generated faces."""
+"""benchmarks/calibrate_synthetic.py: test accuracy per band of a sampled degradation parameter."""
 
 from __future__ import annotations
 
@@ -12,30 +12,27 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import calibrate_synthetic as cs
 
-from lldif_bench.emotions import CANONICAL
-from lldif_bench.synthetic import sample_face_spec, split_plan
-from lldif_bench.synthetic.writer import aligned_relpath
+
+def _write(tmp_path: Path, name: str, frame: pd.DataFrame) -> Path:
+    folder = tmp_path / name
+    folder.mkdir()
+    frame.to_csv(folder / ("manifest.csv" if name == "low" else "predictions.csv"), index=False)
+    return folder
 
 
-def _run(tmp_path: Path, name: str, correct) -> Path:
-    """A run folder whose predictions.csv is right exactly where ``correct(contrast)`` holds."""
-    rows = []
-    for index, (file, label) in enumerate(split_plan(200, seed=3)):
-        if file.startswith("test_"):
-            right = correct(sample_face_spec(label, 3, index).look.feature_contrast)
-            guess = label if right else (label + 1) % len(CANONICAL)
-            rows.append({"path": aligned_relpath(file), "label": CANONICAL[label], "prediction": CANONICAL[guess]})
-    run = tmp_path / name
-    run.mkdir()
-    pd.DataFrame(rows).to_csv(run / "predictions.csv", index=False)
-    return run
-
-
-def test_accuracy_by_face_property_reads_each_images_spec_back_from_the_seed(tmp_path):
-    runs = {"clear": _run(tmp_path, "c", lambda c: True), "low-light": _run(tmp_path, "l", lambda c: c > 0.7)}
-    table = cs.accuracy_by_face_property(runs, num_images=200, seed=3, prop=lambda s: s.look.feature_contrast,
-                                         bands=(0.0, 0.7, 1.0))
-    n_test = sum(name.startswith("test_") for name, _ in split_plan(200, seed=3))
-    assert table["images"].sum() == n_test and (table["images"] > 0).all()
+def test_accuracy_by_degradation_bands_the_test_images_by_a_manifest_parameter(tmp_path):
+    paths = [f"Image/aligned/test_{i:04d}_aligned.jpg" for i in range(1, 9)]
+    noise = [0.001, 0.002, 0.003, 0.004, 0.005, 0.006, 0.007, 0.008]
+    manifest = pd.DataFrame({"output": [*paths, "Image/aligned/train_00001_aligned.jpg", paths[0] + ".bad"],
+                             "split": ["test"] * 8 + ["train", "test"], "status": ["ok"] * 9 + ["skipped:corrupt"],
+                             "param.noise_shot": [*noise, 0.5, 0.5]})
+    low = _write(tmp_path, "low", manifest)
+    # clear: all right; low-light: wrong exactly on the noisier half
+    clear = _write(tmp_path, "c", pd.DataFrame({"path": paths, "label": ["fear"] * 8, "prediction": ["fear"] * 8}))
+    dark = _write(tmp_path, "l", pd.DataFrame({"path": paths[::-1], "label": ["fear"] * 8,
+                                               "prediction": ["anger"] * 4 + ["fear"] * 4}))
+    table = cs.accuracy_by_degradation({"clear": clear, "low-light": dark}, low / "manifest.csv", "noise_shot", bands=2)
+    assert list(table.index) == ["0.001 to 0.0045", "0.0045 to 0.008"]  # train and skipped rows left out
+    assert list(table["images"]) == [4, 4]
     assert list(table["clear"]) == [100.0, 100.0]
-    assert list(table["low-light"]) == [0.0, 100.0]
+    assert list(table["low-light"]) == [100.0, 0.0]

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from lldif_bench.cli.common import device_option, resolved, seed_option
-from lldif_bench.demo import CALIBRATION_EPOCHS, DEFAULT_METHODS, DEMO_NUM_IMAGES, DEMO_RECIPE
+from lldif_bench.demo import DEFAULT_METHODS, DEMO_NUM_IMAGES, DEMO_RECIPE
 
 
 @click.command("demo")
@@ -18,15 +18,16 @@ from lldif_bench.demo import CALIBRATION_EPOCHS, DEFAULT_METHODS, DEMO_NUM_IMAGE
 @click.option("--num-images", type=click.IntRange(28, 45000), default=DEMO_NUM_IMAGES, show_default=True,
               help="Size of the synthetic dataset (80% train, 20% test).")
 @click.option("--epochs", type=click.IntRange(1, 1000), default=None,
-              help=f"Training epochs per run [default: {DEMO_RECIPE['epochs']}; {CALIBRATION_EPOCHS} is the README's "
-                   "difficulty calibration, about twice the time and clearly higher accuracy].")
+              help=f"Training epochs per run [default: {DEMO_RECIPE['epochs']}, the README's difficulty "
+                   "calibration; more epochs take proportionally longer].")
 @seed_option
 @device_option
 @click.pass_context
 def command(ctx: click.Context, out: Path, methods: str, num_images: int, epochs: int | None,
             seed: int | None, device: str | None) -> None:
     """Run the whole pipeline on the built-in synthetic dataset and print a leaderboard:
-    render faces, darken them with the `paper` preset, train each method on the clear and the
+    render faces, darken them with the `realistic` preset (the paper's Lightroom
+    adjustments plus sensor noise and JPEG), train each method on the clear and the
     low-light copy with one small CPU recipe, and compare. Needs no download and no GPU
     (about 11 minutes on 2 CPU cores with the default ResNet-18).
 

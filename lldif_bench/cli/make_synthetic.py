@@ -21,7 +21,9 @@ from lldif_bench.synthetic.writer import MAX_IMAGES, MAX_SIZE, MIN_IMAGES, MIN_S
 @click.option("--size", type=click.IntRange(MIN_SIZE, MAX_SIZE), default=100, show_default=True,
               help="Image side in pixels (RAF-DB aligned faces are 100).")
 @click.option("--preset", default="paper", show_default=True,
-              help="Degradation preset for OUT/lowlight (see `lldif-bench presets`).")
+              help="Degradation preset for OUT/lowlight (see `lldif-bench presets`). The demo and the README's "
+                   "difficulty calibration use `realistic`: on these noise-free renders `paper` alone is "
+                   "nearly an invertible brightness change.")
 @click.option("--lowlight/--no-lowlight", default=True, show_default=True,
               help="Also write the low-light copy to OUT/lowlight.")
 @click.option("--workers", type=click.IntRange(0, 64), default=2, show_default=True,

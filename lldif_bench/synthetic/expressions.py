@@ -7,13 +7,11 @@ small "resting face" activation to *every* unit in every class.
 
 The intensity range is the dataset's difficulty knob: expressions are posed at or above their
 prototype strength (1.0-1.6×), because at 48 px (the demo's input size) a weak unit moves a brow or a
-mouth corner by under a pixel. With it a ResNet-18 from scratch reaches 84-89% on clear images, but
-only after 12-24 epochs (9.5-28 CPU minutes a run; measured by benchmarks/calibrate_synthetic.py, see
-the README: the calibration is not settled).
-How much of that survives the low-light copy is set elsewhere, by the person and the scene: the
-feature contrast of brows, lips and lid lines (``appearance.FEATURE_CONTRAST_RANGE``) and the
-share of dim pictures (``appearance.DIM_SCENE_FRACTION``), whose faces the ``paper`` preset pushes
-into the lowest few 8-bit codes.
+mouth corner by under a pixel (calibration: benchmarks/calibrate_synthetic.py and the README).
+How much of that survives the low-light copy is set by the degradation, not here: the demo's
+`realistic` preset adds sensor noise and JPEG to the paper's Lightroom adjustments
+(``lldif_bench.demo.DEMO_PRESET``); the person's feature contrast (``appearance.FEATURE_CONTRAST_RANGE``) and
+dim scenes (``appearance.DIM_SCENE_FRACTION``) can make the clear set itself harder.
 
 The label only ever reaches the face through these units, i.e. through geometry (brow, lid, mouth,
 jaw and nose shapes); identity, colours, lighting and background are sampled independently.
