@@ -11,8 +11,9 @@ LUT encode) on the same uint8 images and the same sampled parameters, in one pro
   one thread (a single-process loop).
 
 Prints images/s for 48x48 grey, 100x100 and 224x224 colour images, presets ``paper`` (no noise)
-and ``realistic`` (noise; JPEG coding is excluded from both), and the ratio batched / reference.
-It also checks that the two agree (noise off) and prints the largest difference in code values.
+and ``realistic`` (noise; JPEG coding is excluded from both), each path's best of the repetitions,
+and the speed ratio batched / reference as the median over repetitions of the two run back to back
+(their best-of figures can fall in different load phases of a shared machine). It also checks that the two agree (noise off) and prints the largest difference in code values.
 
     python benchmarks/bench_degradations.py [--quick] [--threads N] [--sizes 48,100,224] [--device cpu|cuda]
 
@@ -136,9 +137,9 @@ def make_images(n: int, size: int, channels: int, seed: int = 0) -> np.ndarray:
 
 
 def interleaved_times(fns, reps: int) -> list[list[float]]:
-    """Wall times of each function over ``reps`` repetitions, ``times[rep][fn]``; within a repetition
-    the functions run back to back (in alternating order), so both see the same background load (this machine is shared
-    and its speed drifts between phases of seconds)."""
+    """Wall times of each function over ``reps`` repetitions, ``times[rep][fn]``. Within a repetition
+    the functions run back to back (in alternating order), so both see the same background load: this
+    machine is shared and its speed drifts between phases of seconds."""
     for fn in fns:
         fn()  # warm-up (tables, allocator)
     times = []
