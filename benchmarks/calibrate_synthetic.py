@@ -46,15 +46,15 @@ def probes(root: Path) -> dict[str, float]:
     return out
 
 
-def accuracy_by_degradation(run_dirs: dict[str, Path], manifest: Path, param: str, bands: int = 4) -> pd.DataFrame:
+def accuracy_by_degradation(run_dirs: dict[str, Path], manifest: pd.DataFrame, param: str,
+                            bands: int = 4) -> pd.DataFrame:
     """Test accuracy (%) of each run (``{condition: run dir}``) per quantile band of one sampled
-    degradation parameter of the low-light copy (``param.<param>`` in its ``manifest.csv``).
+    degradation parameter of the low-light copy (``param.<param>`` of its ``manifest.csv``, read).
 
     Both conditions are broken down by the same images, so the clear column is the reference for
     what the degradation of that band costs. The runs' ``predictions.csv`` give the predictions.
     """
-    rows = pd.read_csv(manifest)
-    rows = rows[(rows["split"] == "test") & (rows["status"] == "ok")]
+    rows = manifest[(manifest["split"] == "test") & (manifest["status"] == "ok")]
     values = rows.set_index("output")[f"param.{param}"]
     edges = values.quantile(np.linspace(0, 1, bands + 1)).drop_duplicates().to_list()
     labels = [f"{lo:.3g} to {hi:.3g}" for lo, hi in itertools.pairwise(edges)]
@@ -122,10 +122,9 @@ def main() -> None:
               f"{shown}")
     print(f"gap (clear - low-light): {row['drop (points)']:.1f} points")
     runs = {c: args.out / "runs" / f"{args.method}-synthetic-{c}-s{args.seed}" for c in ("clear", "low-light")}
-    manifest = args.out / "data" / LOWLIGHT_DIR / "manifest.csv"
-    drawn = pd.read_csv(manifest, nrows=50)
+    manifest = pd.read_csv(args.out / "data" / LOWLIGHT_DIR / "manifest.csv")
     for param, title in BREAKDOWNS.items():
-        column = drawn.get(f"param.{param}")
+        column = manifest.get(f"param.{param}")
         if column is None or column.nunique() < 2:  # not drawn per image by this preset
             continue
         print(f"\ntest accuracy (%) by the low-light copy's {title} (quartiles of the test images):")

@@ -31,7 +31,8 @@ def test_accuracy_by_degradation_bands_the_test_images_by_a_manifest_parameter(t
     clear = _write(tmp_path, "c", pd.DataFrame({"path": paths, "label": ["fear"] * 8, "prediction": ["fear"] * 8}))
     dark = _write(tmp_path, "l", pd.DataFrame({"path": paths[::-1], "label": ["fear"] * 8,
                                                "prediction": ["anger"] * 4 + ["fear"] * 4}))
-    table = cs.accuracy_by_degradation({"clear": clear, "low-light": dark}, low / "manifest.csv", "noise_shot", bands=2)
+    table = cs.accuracy_by_degradation({"clear": clear, "low-light": dark}, pd.read_csv(low / "manifest.csv"),
+                                      "noise_shot", bands=2)
     assert list(table.index) == ["0.001 to 0.0045", "0.0045 to 0.008"]  # train and skipped rows left out
     assert list(table["images"]) == [4, 4]
     assert list(table["clear"]) == [100.0, 100.0]

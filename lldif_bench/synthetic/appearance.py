@@ -26,6 +26,7 @@ GLASSES_WEIGHTS = (0.74, 0.13, 0.13)
 # set harder (revision 2 drew 0.6-1 with half the scenes dim: ResNet-18 needed 12-24 epochs and the
 # low-light gap it bought was within the seed spread); revision 3 keeps every feature at full contrast
 # and leaves the low-light gap to the degradation (the `realistic` preset's sensor noise, see demo.DEMO_PRESET).
+# This range and DIM_SCENE_FRACTION are still drawn at degenerate values: every other draw keeps its place.
 FEATURE_CONTRAST_RANGE = (1.0, 1.0)
 
 
