@@ -68,6 +68,9 @@ def _channelwise(fn: Callable[[torch.Tensor], torch.Tensor], v: torch.Tensor) ->
 _EXP_TAYLOR = [1.0 / math.factorial(k) for k in range(9)]
 
 
+Scratch = Callable[[str, tuple[int, ...], torch.dtype], torch.Tensor]
+
+
 def exp2_deterministic(x: torch.Tensor) -> torch.Tensor:
     """``2**x`` from ``+ - *`` and a table of exact powers of two (relative error < 1e-8).
 
@@ -75,19 +78,38 @@ def exp2_deterministic(x: torch.Tensor) -> torch.Tensor:
     degree-8 Taylor polynomial (Horner, one rounding per op). Exact at integers: ``2**-1 == 0.5``.
     Differentiable (``n`` is piecewise constant). ``x`` is clamped to [-60, 60].
     """
+    if not x.requires_grad:  # the same operations in place: few large allocations
+        return exp2_deterministic_(x.clamp(-60.0, 60.0), _fresh(x.device))
     x = x.clamp(-60.0, 60.0)
     n = torch.floor(x + 0.5)
     t = (x - n) * LN2
     p = torch.full_like(t, _EXP_TAYLOR[-1])
-    powers = _powers_of_two(x.device, x.dtype)
-    if not t.requires_grad:  # the same operations in place: few large allocations
-        for c in reversed(_EXP_TAYLOR[:-1]):
-            p.mul_(t).add_(c)
-        return p.mul_(gather1d(powers, n.add_(60).to(torch.int32)))
     for c in reversed(_EXP_TAYLOR[:-1]):
         p = p * t + c
-    scale = gather1d(powers, (n + 60).to(torch.int32))
+    scale = gather1d(_powers_of_two(x.device, x.dtype), (n + 60).to(torch.int32))
     return p * scale
+
+
+def exp2_deterministic_(x: torch.Tensor, scratch: Scratch) -> torch.Tensor:
+    """:func:`exp2_deterministic` (no autograd) computed in ``x``'s storage, which it overwrites
+    and returns; the other intermediates come from ``scratch(name, shape, dtype)`` (e.g. buffers
+    reused between calls: a fresh large allocation costs page faults on the CPU). The same
+    operations in the same order, so the same bits."""
+    x.clamp_(-60.0, 60.0)
+    shape = tuple(x.shape)
+    n = torch.add(x, 0.5, out=scratch("exp2.n", shape, x.dtype)).floor_()
+    t = x.sub_(n).mul_(LN2)
+    p = scratch("exp2.p", shape, x.dtype).fill_(_EXP_TAYLOR[-1])
+    for c in reversed(_EXP_TAYLOR[:-1]):
+        p.mul_(t).add_(c)
+    index = scratch("exp2.index", shape, torch.int32).copy_(n.add_(60))
+    scale = torch.index_select(_powers_of_two(x.device, x.dtype), 0, index.view(-1), out=n.view(-1))
+    return torch.mul(p, scale.view(shape), out=x)
+
+
+def _fresh(device: torch.device) -> Scratch:
+    """A scratch source that allocates new tensors."""
+    return lambda name, shape, dtype: torch.empty(shape, dtype=dtype, device=device)
 
 
 def gather1d(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
@@ -140,13 +162,30 @@ class InterpTable:
         both = _cached(("interp", self.name, self.lo, self.hi, self.n), build, device, dtype)
         return both[0], both[1]
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor, scratch: Scratch | None = None) -> torch.Tensor:
+        """The function at ``x``; with ``scratch`` (no autograd) the intermediates and the result
+        live in its ``{name}.*`` buffers (same bits)."""
         base, slope = self.tables(x.device, x.dtype)
+        if scratch is not None and not x.requires_grad:
+            return self._into(x, base, slope, scratch)
         pos = (x.clamp(self.lo, self.hi) - self.lo) * (self.n / (self.hi - self.lo))
         idx = pos.detach().floor().clamp(max=self.n - 1)
         frac = pos - idx
         i = idx.to(torch.int32)
         return gather1d(base, i) + gather1d(slope, i) * frac
+
+    def _into(self, x: torch.Tensor, base: torch.Tensor, slope: torch.Tensor, scratch: Scratch) -> torch.Tensor:
+        shape, tag = tuple(x.shape), self.name
+
+        def buffer(name: str, dtype: torch.dtype = x.dtype) -> torch.Tensor:
+            return scratch(f"{tag}.{name}", shape, dtype)
+
+        pos = torch.clamp(x, self.lo, self.hi, out=buffer("pos")).sub_(self.lo).mul_(self.n / (self.hi - self.lo))
+        idx = torch.floor(pos, out=buffer("segment")).clamp_(max=self.n - 1)
+        frac = pos.sub_(idx)
+        i = buffer("index", torch.int32).copy_(idx).view(-1)
+        out = torch.index_select(slope, 0, i, out=buffer("value").view(-1)).view(shape).mul_(frac)
+        return out.add_(torch.index_select(base, 0, i, out=idx.view(-1)).view(shape))
 
 
 def per_image_curve(x: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
@@ -208,11 +247,12 @@ _SIGMOID5_T = InterpTable("sigmoid5", _np_sigmoid5, -8.0, 8.0, 8192)
 @dataclass(frozen=True)
 class Numerics:
     """The elementary functions the ops need. ``lightness``, ``pp_*``, ``srgb``/``linear`` clamp
-    their input to [0, 1] (``pp_decode`` to [-1, 2]) in the deterministic set."""
+    their input to [0, 1] (``pp_decode`` to [-1, 2]) in the deterministic set. ``lightness(y,
+    scratch=None)`` may keep its intermediates in ``scratch`` buffers (the deterministic set does)."""
 
     name: str
     exp2: Callable[[torch.Tensor], torch.Tensor]
-    lightness: Callable[[torch.Tensor], torch.Tensor]
+    lightness: Callable[..., torch.Tensor]
     pp_encode: Callable[[torch.Tensor], torch.Tensor]
     pp_decode: Callable[[torch.Tensor], torch.Tensor]
     srgb_to_linear: Callable[[torch.Tensor], torch.Tensor]
@@ -222,7 +262,7 @@ class Numerics:
 
 NUMERICS: Registry[Numerics] = Registry("numerics")
 NUMERICS.add("exact", Numerics(
-    "exact", torch.exp2, lambda y: lightness_formula(y.clamp(0.0, 1.0)), pp_encode_formula,
+    "exact", torch.exp2, lambda y, scratch=None: lightness_formula(y.clamp(0.0, 1.0)), pp_encode_formula,
     pp_decode_formula, srgb_to_linear_formula, linear_to_srgb_formula,
     lambda v: torch.sigmoid(5.0 * v)), help="PyTorch/Kornia functions: accurate, for training")
 NUMERICS.add("deterministic", Numerics(

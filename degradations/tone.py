@@ -22,7 +22,6 @@ image's result does not depend on the batch it is in.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -31,8 +30,10 @@ import torch.nn.functional as F
 from degradations.numerics import (
     EXACT,
     Numerics,
+    Scratch,
     cached_table,
     exp2_deterministic,
+    exp2_deterministic_,
     np_lightness,
     per_image_curve,
 )
@@ -61,22 +62,46 @@ def _gauss_taps(sigma: float) -> np.ndarray:
     return w / w.sum()
 
 
-def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+def gaussian_blur(x: torch.Tensor, sigma: float, scratch: Scratch | None = None) -> torch.Tensor:
     """Separable Gaussian blur with edge replication, as a fixed-order sum of shifted slices
-    (symmetric taps paired: ``w0 x + w1 (x[-1] + x[+1]) + ...``)."""
+    (symmetric taps paired: ``w0 x + w1 (x[-1] + x[+1]) + ...``). With ``scratch`` (no autograd)
+    the padded copies, the sums and the result live in its ``blur*`` buffers; the bits are the same."""
     if sigma < 0.3:
         return x
     taps = _gauss_taps(sigma)
     r = len(taps) // 2
     for dim in (-1, -2):
-        pad = (r, r, 0, 0) if dim == -1 else (0, 0, r, r)
-        xp = F.pad(x, pad, mode="replicate")
         n = x.shape[dim]
-        acc = xp.narrow(dim, r, n) * float(taps[r])
-        for k in range(1, r + 1):
-            acc = acc + (xp.narrow(dim, r - k, n) + xp.narrow(dim, r + k, n)) * float(taps[r + k])
+        if scratch is None:
+            pad = (r, r, 0, 0) if dim == -1 else (0, 0, r, r)
+            xp = F.pad(x, pad, mode="replicate")
+            acc = xp.narrow(dim, r, n) * float(taps[r])
+            for k in range(1, r + 1):
+                acc = acc + (xp.narrow(dim, r - k, n) + xp.narrow(dim, r + k, n)) * float(taps[r + k])
+        else:
+            xp = _replicate_pad(x, dim, r, scratch(f"blur{dim}.padded", _grown(x.shape, dim, 2 * r), x.dtype))
+            acc = torch.mul(xp.narrow(dim, r, n), float(taps[r]), out=scratch(f"blur{dim}.sum", tuple(x.shape), x.dtype))
+            pair = scratch("blur.pair", tuple(x.shape), x.dtype)
+            for k in range(1, r + 1):
+                acc.add_(torch.add(xp.narrow(dim, r - k, n), xp.narrow(dim, r + k, n), out=pair).mul_(float(taps[r + k])))
         x = acc
     return x
+
+
+def _grown(shape: torch.Size, dim: int, extra: int) -> tuple[int, ...]:
+    grown = list(shape)
+    grown[dim] += extra
+    return tuple(grown)
+
+
+def _replicate_pad(x: torch.Tensor, dim: int, r: int, out: torch.Tensor) -> torch.Tensor:
+    """``x`` with ``r`` copies of its first and last slice along ``dim`` on either side, in ``out``
+    (what ``F.pad(mode="replicate")`` returns)."""
+    n = x.shape[dim]
+    out.narrow(dim, r, n).copy_(x)
+    out.narrow(dim, 0, r).copy_(x.narrow(dim, 0, 1).expand_as(out.narrow(dim, 0, r)))
+    out.narrow(dim, r + n, r).copy_(x.narrow(dim, n - 1, 1).expand_as(out.narrow(dim, 0, r)))
+    return out
 
 
 def _bilinear_weights(n_out: int, n_in: int, f: int) -> np.ndarray:
@@ -85,9 +110,6 @@ def _bilinear_weights(n_out: int, n_in: int, f: int) -> np.ndarray:
     i0 = np.floor(src)
     i1 = np.minimum(i0 + 1, n_in - 1)
     return np.stack([i0, i1, src - i0])
-
-
-Scratch = Callable[[str, tuple[int, ...], torch.dtype], torch.Tensor]
 
 
 def upsample_bilinear(x: torch.Tensor, size: tuple[int, int], f: int,
@@ -111,13 +133,20 @@ def upsample_bilinear(x: torch.Tensor, size: tuple[int, int], f: int,
         shape[dim] = n_out
         w = tab[2].to(x.dtype).view(shape)
         # a[i + 1] - a[i], and 0 after the last sample (where i1 = i0)
-        step = torch.cat([x.narrow(dim, 1, n_in - 1) - x.narrow(dim, 0, n_in - 1),
-                          torch.zeros_like(x.narrow(dim, 0, 1))], dim)
+        if scratch is None:
+            step = torch.cat([x.narrow(dim, 1, n_in - 1) - x.narrow(dim, 0, n_in - 1),
+                              torch.zeros_like(x.narrow(dim, 0, 1))], dim)
+        else:
+            step = scratch(f"upsample{dim}.step", tuple(x.shape), x.dtype)
+            torch.sub(x.narrow(dim, 1, n_in - 1), x.narrow(dim, 0, n_in - 1), out=step.narrow(dim, 0, n_in - 1))
+            step.narrow(dim, n_in - 1, 1).zero_()
         out_shape = list(x.shape)
         out_shape[dim] = n_out
         if dim == -1:  # one flat gather is faster than index_select along the last dimension
             rows = x.numel() // n_in
-            flat = (torch.arange(rows, dtype=torch.int64, device=x.device) * n_in).view(-1, 1) + i0.view(1, -1)
+            starts = (torch.arange(rows, dtype=torch.int64, device=x.device) * n_in).view(-1, 1)
+            flat = (starts + i0.view(1, -1) if scratch is None else
+                    torch.add(starts, i0.view(1, -1), out=scratch("upsample.index", (rows, n_out), torch.int64)))
             src, index, dim_ = (x.reshape(-1), step.reshape(-1)), flat.view(-1), 0
         else:
             src, index, dim_ = (x, step), i0, dim
@@ -138,13 +167,15 @@ def mask_downscale(h: int, w: int) -> int:
     return MASK_DOWNSCALE if min(h, w) >= 4 * MASK_DOWNSCALE else 1
 
 
-def blurred_lightness_small(lum: torch.Tensor, radius_frac: float, num: Numerics = EXACT) -> torch.Tensor:
+def blurred_lightness_small(lum: torch.Tensor, radius_frac: float, num: Numerics = EXACT,
+                            scratch: Scratch | None = None) -> torch.Tensor:
     """The halo mask at low resolution: luminance averaged over blocks of
-    :func:`mask_downscale` pixels, converted to lightness and blurred."""
+    :func:`mask_downscale` pixels, converted to lightness and blurred. With ``scratch`` (no
+    autograd) the intermediates live in its buffers; the bits are the same."""
     h, w = lum.shape[-2:]
     f = mask_downscale(h, w)
-    small = num.lightness(downsample_area(lum, f))
-    return gaussian_blur(small, radius_frac * min(h, w) / f)
+    small = num.lightness(downsample_area(lum, f), scratch)
+    return gaussian_blur(small, radius_frac * min(h, w) / f, scratch)
 
 
 def blurred_lightness(lum: torch.Tensor, radius_frac: float, num: Numerics = EXACT) -> torch.Tensor:
@@ -175,12 +206,26 @@ def lightness_knots(device: torch.device) -> torch.Tensor:
                         lambda: np.linspace(0.0, 1.0, CURVE_KNOTS + 1), device, torch.float64)
 
 
-def gain_table(s: torch.Tensor, h: torch.Tensor, knots: torch.Tensor) -> torch.Tensor:
-    """Per-image gain curves ``2**(s (1 - L)^2 + h L^2)`` sampled at lightness ``knots``."""
+def gain_table(s: torch.Tensor, h: torch.Tensor, knots: torch.Tensor,
+               scratch: Scratch | None = None) -> torch.Tensor:
+    """Per-image gain curves ``2**(s (1 - L)^2 + h L^2)`` sampled at lightness ``knots``.
+
+    ``s`` and ``h`` broadcast against ``(1 - knots)**2`` and ``knots**2`` (e.g. ``(B, 1)`` against
+    ``(n + 1,)``, or ``(2, B, 1)`` against ``(2, 1, n + 1)`` for two sets of knots at once). With
+    ``scratch`` (no autograd) the result and the large intermediates live in its buffers
+    (``gain.*``, ``exp2.*``); the bits are the same."""
     dark = 1.0 - knots
-    d_ev = s.view(-1, 1) * (dark * dark)
-    d_ev = d_ev + h.view(-1, 1) * (knots * knots) if d_ev.requires_grad else d_ev.add_(h.view(-1, 1) * (knots * knots))
-    return exp2_deterministic(d_ev)
+    dark2, light2 = dark * dark, knots * knots
+    if s.dim() == 1:
+        s, h = s.view(-1, 1), h.view(-1, 1)
+    if scratch is None:
+        d_ev = s * dark2
+        d_ev = d_ev + h * light2 if d_ev.requires_grad else d_ev.add_(h * light2)
+        return exp2_deterministic(d_ev)
+    shape = torch.broadcast_shapes(s.shape, dark2.shape)
+    d_ev = torch.mul(s, dark2, out=scratch("gain.d_ev", shape, dark2.dtype))
+    d_ev.add_(torch.mul(h, light2, out=scratch("gain.highlights", shape, dark2.dtype)))
+    return exp2_deterministic_(d_ev, scratch)
 
 
 def highlights_shadows(lin: torch.Tensor, highlights: torch.Tensor, shadows: torch.Tensor, *,

@@ -50,7 +50,7 @@ from degradations.tone import (
     sqrt_lightness_knots,
     upsample_bilinear,
 )
-from degradations.transfer import BT709, ENCODE_LUT_SIZE, decode_lut, encode_lut
+from degradations.transfer import BT709, ENCODE_LUT_SIZE, decode_lut, decode_uint8_into, encode_lut
 
 ENCODE_SCALE = float(ENCODE_LUT_SIZE - 1)
 LEVELS = 256
@@ -100,10 +100,14 @@ class Curves:
     n: int
 
     @classmethod
-    def from_samples(cls, table: torch.Tensor) -> Curves:
-        """``table`` ``(B, n + 1)``: each image's curve sampled at ``n + 1`` equidistant knots."""
-        n = table.shape[1] - 1
-        return cls(table[:, :-1].contiguous().view(-1), (table[:, 1:] - table[:, :-1]).contiguous().view(-1), n)
+    def from_samples(cls, table: torch.Tensor, ws: Workspace, tag: str) -> Curves:
+        """``table`` ``(B, n + 1)``: each image's curve sampled at ``n + 1`` equidistant knots (any
+        float dtype; the curves are float32, in ``ws``'s ``{tag}.*`` buffers)."""
+        b, n = table.shape[0], table.shape[1] - 1
+        samples = ws(f"{tag}.samples", tuple(table.shape), F32).copy_(table)
+        base = ws(f"{tag}.base_knots", (b, n), F32).copy_(samples[:, :-1])
+        slope = torch.sub(samples[:, 1:], samples[:, :-1], out=ws(f"{tag}.slope_knots", (b, n), F32))
+        return cls(base.view(-1), slope.view(-1), n)
 
     def evaluate(self, x: torch.Tensor, first: int, out: torch.Tensor, ws: Workspace, tag: str, *,
                  sqrt: bool = False) -> torch.Tensor:
@@ -118,7 +122,9 @@ class Curves:
         pos.mul_(float(n))
         flat = ws(f"{tag}.index", shape, torch.int32)
         flat.copy_(pos).clamp_(max=n - 1)  # truncation = floor for non-negative values
-        pos.sub_(flat)  # the fraction within the segment
+        # the fraction within the segment (the segment index as float in a buffer: ``pos - flat``
+        # would convert it into a fresh tensor)
+        pos.sub_(ws(f"{tag}.segment", shape, F32).copy_(flat))
         flat.add_(_image_offsets(first, shape, n, x.device))
         torch.index_select(self.slope, 0, flat.view(-1), out=out.view(-1))
         base = ws(f"{tag}.base", shape, F32)
@@ -156,13 +162,16 @@ def make_plan(t: Mapping[str, Any], options: Any, channels: int, like: torch.Ten
               wb: torch.Tensor | None) -> Plan:
     """The per-image constants for ``t`` (as :func:`~degradations.pipeline.params_to_tensors`
     returns); ``wb`` holds the ``(B, 3, 3)`` white-balance matrices for colour images. On the CPU
-    computed with one torch thread (:func:`~degradations.cpu_threads.on_one_thread`)."""
+    computed with one torch thread (:func:`~degradations.cpu_threads.on_one_thread`). The large
+    constants live in the calling thread's :func:`workspace` (``plan.*`` buffers), so they are
+    valid until its next call."""
     threads = torch.get_num_threads() if like.device.type == "cpu" else 1
-    return on_one_thread(lambda: _make_plan(t, options, channels, like, wb), threads)
+    ws = workspace(like.device)
+    return on_one_thread(lambda: _make_plan(t, options, channels, like, wb, ws), threads)
 
 
 def _make_plan(t: Mapping[str, Any], options: Any, channels: int, like: torch.Tensor,
-               wb: torch.Tensor | None) -> Plan:
+               wb: torch.Tensor | None, ws: Workspace) -> Plan:
     ev = t["exposure_ev"].to(F64)
     gain = exp2_deterministic(ev)
     hl, sh = t["highlights"].to(F64), t["shadows"].to(F64)
@@ -192,14 +201,14 @@ def _make_plan(t: Mapping[str, Any], options: Any, channels: int, like: torch.Te
         has_local = ((h2 != 0) | (s2 != 0)).tolist()
         b = len(has_tone)
         if any(has_local):  # both tables in one pass of the exp2 polynomial
-            both = gain_table(torch.cat([s1, s2]) * k, torch.cat([h1, h2]) * k,
-                              torch.stack([sqrt_lightness_knots(like.device), lightness_knots(like.device)]
-                                          ).repeat_interleave(b, 0))
-            local = Curves.from_samples(both[b:].to(F32))
-            table = both[:b]
+            knots = torch.stack([sqrt_lightness_knots(like.device), lightness_knots(like.device)])
+            both = gain_table(torch.stack([s1, s2]).mul_(k).view(2, b, 1), torch.stack([h1, h2]).mul_(k).view(2, b, 1),
+                              knots.view(2, 1, -1), ws)
+            local = Curves.from_samples(both[1], ws, "plan.halo")
+            table = both[0]
         else:
-            table = gain_table(s1 * k, h1 * k, sqrt_lightness_knots(like.device))
-        tone = Curves.from_samples(table.mul_(tone_scale[:, None]).to(F32))
+            table = gain_table(s1 * k, h1 * k, sqrt_lightness_knots(like.device), ws)
+        tone = Curves.from_samples(table.mul_(tone_scale[:, None]), ws, "plan.tone")
     shot, read = t["noise_shot"].to(F64), t["noise_read"].to(F64)
     has_noise_t = (shot > 0) | (read > 0)
     noise = None
@@ -211,21 +220,20 @@ def _make_plan(t: Mapping[str, Any], options: Any, channels: int, like: torch.Te
     plan = Plan(mix, lum, tone, has_tone, local, has_local, options.radius_frac, noise,
                 has_noise_t.tolist(), None)
     if channels == 1:
-        plan = _with_grey_levels(plan, like.device)
+        plan = _with_grey_levels(plan, ws)
     return plan
 
 
-def _with_grey_levels(plan: Plan, device: torch.device) -> Plan:
+def _with_grey_levels(plan: Plan, ws: Workspace) -> Plan:
     """Tabulate, per image, everything before the halo mask for each of the 256 grey codes: the
     luminance and the (scaled, tone-mapped) output value, with the per-pixel operations."""
     b = plan.mix[0][0].shape[0]
-    ws = Workspace(device)
     shape = (b, 1, 1, LEVELS)
-    codes = decode_lut(device, F32).view(1, 1, 1, LEVELS).expand(shape)
-    lum = torch.mul(codes, plan.lum[0], out=ws("levels.luminance", shape, F32))
-    value = torch.mul(codes, plan.mix[0][0])
+    codes = decode_lut(ws.device, F32).view(1, 1, 1, LEVELS).expand(shape)
+    lum = torch.mul(codes, plan.lum[0], out=ws("plan.levels.luminance", shape, F32))
+    value = torch.mul(codes, plan.mix[0][0], out=ws("plan.levels.value", shape, F32))
     if plan.tone is not None:
-        value.mul_(plan.tone.evaluate(lum, 0, ws("levels.gain", shape, F32), ws, "levels", sqrt=True))
+        value.mul_(plan.tone.evaluate(lum, 0, ws("plan.levels.gain", shape, F32), ws, "plan.levels", sqrt=True))
     return Plan(**{**plan.__dict__, "levels": {"luminance": lum.reshape(-1), "value": value.reshape(-1)}})
 
 
@@ -267,8 +275,8 @@ def _degrade_part(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws
 def _halo_gain(y: torch.Tensor, plan: Plan, first: int, ws: Workspace) -> torch.Tensor:
     """The full-resolution halo gain of a chunk from its linear luminance ``y``."""
     h, w = y.shape[-2:]
-    small = blurred_lightness_small(y, plan.radius_frac, DETERMINISTIC)
-    local = plan.local.evaluate(small, first, torch.empty_like(small), ws, "halo")
+    small = blurred_lightness_small(y, plan.radius_frac, DETERMINISTIC, ws)
+    local = plan.local.evaluate(small, first, ws("halo.gain", tuple(small.shape), F32), ws, "halo")
     return upsample_bilinear(local, (h, w), mask_downscale(h, w), scratch=ws)
 
 
@@ -297,9 +305,7 @@ def _colour_chunk(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws
     last = first + b
     plane = (b, 1, h, w)
     idx = ws("index", (b, c, h, w), torch.int32)
-    idx.copy_(x)
-    lin = ws("linear", (b, c, h, w), F32)
-    torch.index_select(decode_lut(x.device, F32), 0, idx.view(-1), out=lin.view(-1))
+    lin = decode_uint8_into(x, ws("linear", (b, c, h, w), F32), idx)
     channels = [lin[:, j:j + 1] for j in range(c)]
     tmp = ws("tmp", plane, F32)
 

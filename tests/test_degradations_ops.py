@@ -20,6 +20,7 @@ from degradations.noise import standard_normal
 from degradations.numerics import (
     NUMERICS,
     exp2_deterministic,
+    exp2_deterministic_,
     np_linear_to_srgb,
     np_srgb_to_linear,
 )
@@ -249,6 +250,32 @@ def test_uint8_chunks_and_reused_buffers_do_not_change_bytes(monkeypatch, c):
     degrade_batch_uint8(other, params[:3])  # buffers resized for another shape in between
     monkeypatch.setattr(pipeline, "CPU_CHUNK_ELEMENTS", 2 * c * 40 * 36)  # chunks of 2, 2, 1 images
     assert torch.equal(degrade_batch_uint8(x, params), whole)
+
+
+def test_scratch_buffers_give_the_same_bits_as_fresh_tensors():
+    """The uint8 path keeps intermediates in reused buffers; each op gives the same bits that way."""
+    from degradations.tone import gain_table, gaussian_blur, lightness_knots, sqrt_lightness_knots, upsample_bilinear
+    from degradations.transfer import decode_lut, decode_uint8_into
+    from degradations.uint8_path import Workspace
+
+    ws = Workspace(torch.device("cpu"))
+    g = torch.Generator().manual_seed(0)
+    small = torch.rand(3, 1, 9, 13, generator=g)
+    x = torch.randn(4, 257, generator=g, dtype=F64) * 20
+    s, h = torch.randn(2, 3, 1, generator=g, dtype=F64), torch.randn(2, 3, 1, generator=g, dtype=F64)
+    knots = torch.stack([sqrt_lightness_knots(torch.device("cpu")), lightness_knots(torch.device("cpu"))])
+    for _ in range(2):  # the second round reuses the buffers
+        assert torch.equal(exp2_deterministic(x), exp2_deterministic_(x.clone(), ws))
+        assert torch.equal(gain_table(s, h, knots.view(2, 1, -1)), gain_table(s, h, knots.view(2, 1, -1), ws))
+        assert torch.equal(gain_table(s[0].view(-1), h[0].view(-1), knots[0]),
+                           gain_table(s[0].view(-1), h[0].view(-1), knots[0], ws))
+        for sigma in (0.6, 2.8):  # radius 2 and 9 (wider than the 9-row input: edge replication)
+            assert torch.equal(gaussian_blur(small, sigma), gaussian_blur(small, sigma, ws))
+        assert torch.equal(DET.lightness(small * 1.2 - 0.1), DET.lightness(small * 1.2 - 0.1, ws))
+        assert torch.equal(upsample_bilinear(small, (35, 50), 4), upsample_bilinear(small, (35, 50), 4, ws))
+    codes = (torch.rand(2, 3, 300, 301, generator=g) * 256).to(torch.uint8)  # > one cv2.LUT piece
+    out = decode_uint8_into(codes, torch.empty(codes.shape), torch.empty(codes.shape, dtype=torch.int32))
+    assert torch.equal(out, decode_lut(torch.device("cpu"))[codes.long()])
 
 
 @pytest.mark.parametrize("c", [3, 1])
