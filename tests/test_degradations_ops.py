@@ -254,7 +254,13 @@ def test_uint8_chunks_and_reused_buffers_do_not_change_bytes(monkeypatch, c):
 
 def test_scratch_buffers_give_the_same_bits_as_fresh_tensors():
     """The uint8 path keeps intermediates in reused buffers; each op gives the same bits that way."""
-    from degradations.tone import gain_table, gaussian_blur, lightness_knots, sqrt_lightness_knots, upsample_bilinear
+    from degradations.tone import (
+        gain_table,
+        gaussian_blur,
+        lightness_knots,
+        sqrt_lightness_knots,
+        upsample_bilinear,
+    )
     from degradations.transfer import decode_lut, decode_uint8_into
     from degradations.uint8_path import Workspace
 
