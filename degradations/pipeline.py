@@ -27,7 +27,7 @@ from degradations.noise import poisson_gaussian_noise, standard_normal
 from degradations.numerics import NUMERICS, Numerics
 from degradations.tone import highlights_shadows
 from degradations.transfer import linear_to_uint8, uint8_to_linear
-from degradations.uint8_path import degrade_images, make_plan, workspace
+from degradations.uint8_path import degrade_images, halo_first_order, make_plan, workspace
 from degradations.white_balance import (
     REFERENCE_TEMPERATURE,
     REFERENCE_TINT,
@@ -104,6 +104,13 @@ def params_to_tensors(params_list: Sequence[Mapping[str, Any]], device: torch.de
     out["wb_mode"] = modes
     out["noise_seed"] = [int(p.get("noise_seed", 0)) for p in params_list]
     return out
+
+
+def select_params(t: Mapping[str, Any], order: torch.Tensor) -> dict[str, Any]:
+    """The images ``order`` of :func:`params_to_tensors`' result, in that order."""
+    positions = order.tolist()
+    return {key: value.index_select(0, order) if isinstance(value, torch.Tensor) else [value[i] for i in positions]
+            for key, value in t.items()}
 
 
 def _tensor(t: Mapping[str, Any], key: str, like: torch.Tensor) -> torch.Tensor:
@@ -228,11 +235,14 @@ def degrade_batch_uint8(images: torch.Tensor, params_list: Sequence[Mapping[str,
     if options.flavor == "lrlike" and options.exposure_mode == "gain":
         with torch.no_grad():
             t = params_to_tensors(params_list, images.device)
+            order = halo_first_order(t, options)
+            if order is not None:  # images are independent: any processing order gives the same bytes
+                images, t = images.index_select(0, order), select_params(t, order)
             wb = wb_matrices(t, options, t["exposure_ev"]) if c == 3 else None
             plan = make_plan(t, options, c, images, wb)
             out = torch.empty(images.shape, dtype=torch.uint8, device=images.device)
             degrade_images(images, out, plan, step, workspace(images.device))
-        return out
+        return out if order is None else out.index_select(0, torch.argsort(order))  # (index_copy_ is slow)
     outs = []
     with torch.no_grad():
         for s in range(0, b, step):

@@ -198,7 +198,7 @@ def _make_plan(t: Mapping[str, Any], options: Any, channels: int, like: torch.Te
         if not (options.halo and options.radius_frac > 0):
             h1, s1, h2, s2 = hl, sh, torch.zeros_like(hl), torch.zeros_like(sh)
         tone_scale = torch.where(has_tone_t, torch.full_like(ev, ENCODE_SCALE), torch.ones_like(ev))
-        has_local = ((h2 != 0) | (s2 != 0)).tolist()
+        has_local = needs_halo(t, options).tolist()
         b = len(has_tone)
         if any(has_local):  # both tables in one pass of the exp2 polynomial
             knots = torch.stack([sqrt_lightness_knots(like.device), lightness_knots(like.device)])
@@ -224,6 +224,25 @@ def _make_plan(t: Mapping[str, Any], options: Any, channels: int, like: torch.Te
     return plan
 
 
+def needs_halo(t: Mapping[str, Any], options: Any) -> torch.Tensor:
+    """``(B,)`` bool: which images need the halo mask (a slider beyond +-50 with the halo on)."""
+    hl, sh = t["highlights"], t["shadows"]
+    if not (options.halo and options.radius_frac > 0):
+        return torch.zeros(hl.shape, dtype=torch.bool, device=hl.device)
+    return (split_slider(hl)[1] != 0) | (split_slider(sh)[1] != 0)
+
+
+def halo_first_order(t: Mapping[str, Any], options: Any) -> torch.Tensor | None:
+    """A processing order that puts the images needing the halo mask first (stable), or ``None``
+    where all or none need it: then only the chunks of those images pay for the mask. Measured with
+    ``paper`` (about 40% of the images need it) on the project's 2-core CPU, in-process A/B: 13-28%
+    more images/s at 48x48 grey, 100x100 and 224x224 with two threads, 17-18% with one."""
+    need = needs_halo(t, options)
+    if bool(need.all()) or not bool(need.any()):
+        return None
+    return torch.argsort((~need).to(torch.uint8), stable=True)
+
+
 def _with_grey_levels(plan: Plan, ws: Workspace) -> Plan:
     """Tabulate, per image, everything before the halo mask for each of the 256 grey codes: the
     luminance and the (scaled, tone-mapped) output value, with the per-pixel operations."""
@@ -245,7 +264,9 @@ def degrade_images(x: torch.Tensor, out: torch.Tensor, plan: Plan, step: int, ws
     On the CPU with more than one torch thread, that many worker threads with one torch thread each
     (:mod:`degradations.cpu_threads`; each with its own workspace) take slices of about
     ``step / threads`` images (at least one) as they finish the previous one, with no barrier
-    between chunks; the bytes are the same as with one thread."""
+    between chunks; the bytes are the same as with one thread. A chunk computes the halo mask for
+    all its images if one needs it: in :func:`halo_first_order` the first slices take the images
+    that need it (on one thread, the first chunks stop where they end)."""
     b = x.shape[0]
     threads = torch.get_num_threads() if x.device.type == "cpu" else 1
     if threads > 1 and b > 1:
@@ -254,7 +275,15 @@ def degrade_images(x: torch.Tensor, out: torch.Tensor, plan: Plan, step: int, ws
         run_slices(lambda start, stop: _degrade_span(x, out, plan, first, start, stop, step, workspace(x.device)),
                    b, threads, per_thread)
     else:
-        _degrade_span(x, out, plan, first, 0, b, step, ws)
+        for start, stop in _halo_first_runs(plan.has_local[first:first + b]):
+            _degrade_span(x, out, plan, first, start, stop, step, ws)
+
+
+def _halo_first_runs(has_local: list[bool]) -> list[tuple[int, int]]:
+    """``[(0, k), (k, b)]`` where the first ``k`` images (and only they) need the halo mask, else
+    ``[(0, b)]``."""
+    b, k = len(has_local), sum(has_local)
+    return [(0, k), (k, b)] if 0 < k < b and all(has_local[:k]) else [(0, b)]
 
 
 def _degrade_span(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, start: int, stop: int,

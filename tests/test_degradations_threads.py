@@ -147,3 +147,23 @@ def test_a_forked_child_starts_its_own_workers(torch_threads):
         child.kill()
         pytest.fail("the forked child hung (it waited on the parent's worker threads)")
     assert child.exitcode == 0 and result.get(timeout=5) is True
+
+
+@pytest.mark.parametrize("c", [3, 1])
+def test_images_needing_the_halo_mask_go_first_and_the_bytes_stay(torch_threads, monkeypatch, c):
+    from degradations import pipeline
+    from degradations.pipeline import PipelineOptions, params_to_tensors
+    from degradations.uint8_path import halo_first_order
+
+    x, params = _images(7, c, 40, 36, seed=20 + c), _params(7)[::-1]  # the halo images (0-2) last
+    options = PipelineOptions()
+    assert halo_first_order(params_to_tensors(params), options).tolist() == [4, 5, 6, 0, 1, 2, 3]
+    assert halo_first_order(params_to_tensors(params[4:]), options) is None  # all need it
+    assert halo_first_order(params_to_tensors(params[:4]), options) is None  # none does
+    assert halo_first_order(params_to_tensors(params), PipelineOptions(halo=False)) is None
+    for threads in (1, 2):
+        torch_threads(threads)
+        reordered = degrade_batch_uint8(x, params)
+        with monkeypatch.context() as m:
+            m.setattr(pipeline, "halo_first_order", lambda t, o: None)
+            assert torch.equal(degrade_batch_uint8(x, params), reordered), threads
