@@ -21,6 +21,7 @@ image's result does not depend on the batch it is in.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -55,11 +56,12 @@ def downsample_area(x: torch.Tensor, f: int) -> torch.Tensor:
     return F.avg_pool2d(x, f)
 
 
-def _gauss_taps(sigma: float) -> np.ndarray:
+@functools.lru_cache(maxsize=64)
+def _gauss_taps(sigma: float) -> tuple[float, ...]:
     radius = max(1, math.ceil(3.0 * sigma))
     k = np.arange(-radius, radius + 1, dtype=np.float64)
     w = np.exp(-0.5 * (k / sigma) ** 2)
-    return w / w.sum()
+    return tuple((w / w.sum()).tolist())
 
 
 def gaussian_blur(x: torch.Tensor, sigma: float, scratch: Scratch | None = None) -> torch.Tensor:
@@ -125,13 +127,13 @@ def upsample_bilinear(x: torch.Tensor, size: tuple[int, int], f: int,
         return x
     for dim, n_out in ((-1, size[1]), (-2, size[0])):
         n_in = x.shape[dim]
-        tab = cached_table(("bilinear", n_out, n_in, f),
-                           lambda n_out=n_out, n_in=n_in: _bilinear_weights(n_out, n_in, f),
-                           x.device, torch.float64)
-        i0 = tab[0].long()
+        def weights(n_out: int = n_out, n_in: int = n_in) -> np.ndarray:
+            return _bilinear_weights(n_out, n_in, f)
+
+        i0 = cached_table(("bilinear", n_out, n_in, f), weights, x.device, torch.int64)[0]
         shape = [1] * x.dim()
         shape[dim] = n_out
-        w = tab[2].to(x.dtype).view(shape)
+        w = cached_table(("bilinear", n_out, n_in, f), weights, x.device, x.dtype)[2].view(shape)
         # a[i + 1] - a[i], and 0 after the last sample (where i1 = i0)
         if scratch is None:
             step = torch.cat([x.narrow(dim, 1, n_in - 1) - x.narrow(dim, 0, n_in - 1),
