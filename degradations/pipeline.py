@@ -235,14 +235,20 @@ def degrade_batch_uint8(images: torch.Tensor, params_list: Sequence[Mapping[str,
     if options.flavor == "lrlike" and options.exposure_mode == "gain":
         with torch.no_grad():
             t = params_to_tensors(params_list, images.device)
-            order = halo_first_order(t, options)
-            if order is not None:  # images are independent: any processing order gives the same bytes
-                images, t = images.index_select(0, order), select_params(t, order)
-            wb = wb_matrices(t, options, t["exposure_ev"]) if c == 3 else None
-            plan = make_plan(t, options, c, images, wb)
+            ws = workspace(images.device)
             out = torch.empty(images.shape, dtype=torch.uint8, device=images.device)
-            degrade_images(images, out, plan, step, workspace(images.device))
-        return out if order is None else out.index_select(0, torch.argsort(order))  # (index_copy_ is slow)
+            order = halo_first_order(t, options)
+            if order is None:
+                x, y = images, out
+            else:  # images are independent: any processing order gives the same bytes
+                x = torch.index_select(images, 0, order, out=ws("batch.in", tuple(images.shape), torch.uint8))
+                y, t = ws("batch.out", tuple(images.shape), torch.uint8), select_params(t, order)
+            wb = wb_matrices(t, options, t["exposure_ev"]) if c == 3 else None
+            plan = make_plan(t, options, c, x, wb)
+            degrade_images(x, y, plan, step, ws)
+            if order is not None:  # back to the callers' order (index_copy_ is much slower)
+                torch.index_select(y, 0, torch.argsort(order), out=out)
+        return out
     outs = []
     with torch.no_grad():
         for s in range(0, b, step):
