@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+import numpy as np
 import torch
 
 from degradations.exposure import EXPOSURE_MODES, adjust_exposure
@@ -90,10 +91,14 @@ def params_to_tensors(params_list: Sequence[Mapping[str, Any]], device: torch.de
 
     Also returns ``wb_mode`` (list of str) and ``noise_seed`` (list of int).
     """
-    out: dict[str, Any] = {}
-    for key, neutral in NEUTRAL.items():
-        vals = [float(p.get(key, neutral) if p.get(key) is not None else neutral) for p in params_list]
-        out[key] = torch.tensor(vals, dtype=torch.float64, device=device)
+    keys, neutrals = list(NEUTRAL), list(NEUTRAL.values())
+    rows = [list(map(p.get, keys, neutrals)) for p in params_list]  # (C-level loops: per-call cost)
+    for row in rows:
+        if None in row:  # a key present with value None is neutral too
+            row[:] = [n if v is None else v for v, n in zip(row, neutrals)]
+    # one NumPy conversion for all keys (torch.tensor on nested lists is several times slower)
+    table = np.array(rows, dtype=np.float64).reshape(len(params_list), len(keys)).T.copy()
+    out: dict[str, Any] = dict(zip(keys, torch.from_numpy(table).to(device).unbind(0)))
     modes = []
     for p in params_list:
         mode = p.get("wb_mode") or ("incremental" if ("d_temp" in p or "d_tint" in p) else
