@@ -5,9 +5,11 @@ The same ops as :func:`degradations.pipeline.degrade_linear` with ``deterministi
 curves, Poisson-Gaussian noise, encode table), in an order that makes few passes over the pixels:
 
 * per-image constants (matrices, gain curves, noise scales) are computed once per call, on
-  ``(B,)``-sized tensors; pixels are then processed in chunks of bounded size whose large buffers are
-  reused (a fresh large allocation costs page faults on every chunk);
-* decode: uint8 -> int32 index -> 256-entry table (no int64 copy);
+  ``(B,)``-sized tensors; pixels are then processed in chunks of bounded size; large buffers, the
+  constants' included, are reused between calls (a fresh large allocation costs page faults);
+* images that need the halo mask come first (:func:`halo_first_order`), so chunks without them
+  skip it;
+* decode: a 256-entry table (``cv2.LUT`` on the CPU; elsewhere an int32 index and a gather);
 * colour: luminance comes straight from the decoded input through the row ``BT.709 . M`` of each
   image's matrix, so the tone gain is known before the output channels are formed;
 * grey: everything before the halo mask is a function of the pixel's code alone, so it is a
