@@ -252,6 +252,18 @@ def test_uint8_chunks_and_reused_buffers_do_not_change_bytes(monkeypatch, c):
     assert torch.equal(degrade_batch_uint8(x, params), whole)
 
 
+def test_params_to_tensors_fills_absent_and_none_values_with_neutral():
+    from degradations.pipeline import NEUTRAL, params_to_tensors
+
+    t = params_to_tensors([{"exposure_ev": -1.5, "highlights": None, "noise_seed": 7}, {"shadows": 20}])
+    assert t["exposure_ev"].tolist() == [-1.5, 0.0] and t["highlights"].tolist() == [0.0, 0.0]
+    assert t["shadows"].tolist() == [0.0, 20.0] and t["shadows"].dtype == F64
+    assert t["temperature_k"].tolist() == [NEUTRAL["temperature_k"]] * 2
+    assert t["noise_seed"] == [7, 0] and t["wb_mode"] == ["none", "none"]
+    with pytest.raises(ValueError):
+        params_to_tensors([{"exposure_ev": "dark"}])
+
+
 def test_scratch_buffers_give_the_same_bits_as_fresh_tensors():
     """The uint8 path keeps intermediates in reused buffers; each op gives the same bits that way."""
     from degradations.tone import (

@@ -155,7 +155,7 @@ def test_images_needing_the_halo_mask_go_first_and_the_bytes_stay(torch_threads,
     from degradations.pipeline import PipelineOptions, params_to_tensors
     from degradations.uint8_path import halo_first_order
 
-    x, params = _images(7, c, 40, 36, seed=20 + c), _params(7)[::-1]  # the halo images (0-2) last
+    x, params = _images(7, c, 40, 36, seed=20 + c), _params(7)[::-1]  # _params 0-2 (halo) come last
     options = PipelineOptions()
     assert halo_first_order(params_to_tensors(params), options).tolist() == [4, 5, 6, 0, 1, 2, 3]
     assert halo_first_order(params_to_tensors(params[4:]), options) is None  # all need it
