@@ -127,6 +127,7 @@ def upsample_bilinear(x: torch.Tensor, size: tuple[int, int], f: int,
         return x
     for dim, n_out in ((-1, size[1]), (-2, size[0])):
         n_in = x.shape[dim]
+
         def weights(n_out: int = n_out, n_in: int = n_in) -> np.ndarray:
             return _bilinear_weights(n_out, n_in, f)
 
@@ -214,9 +215,9 @@ def gain_table(s: torch.Tensor, h: torch.Tensor, knots: torch.Tensor,
 
     ``s`` and ``h`` ``(B,)`` or ``(..., B, 1)`` broadcast against ``(1 - knots)**2`` and ``knots**2``
     (e.g. ``(B, 1)`` against ``(n + 1,)``, or ``(2, B, 1)`` against ``(2, 1, n + 1)`` for two sets of
-    knots at once). With
-    ``scratch`` (no autograd) the result and the large intermediates live in its buffers
-    (``gain.*``, ``exp2.*``); the bits are the same."""
+    knots at once); the result has ``s``'s shape with the knots' last dimension. With ``scratch``
+    (no autograd) the result and the large intermediates live in its buffers (``gain.*``,
+    ``exp2.*``); the bits are the same."""
     dark = 1.0 - knots
     dark2, light2 = dark * dark, knots * knots
     if s.dim() == 1:

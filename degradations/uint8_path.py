@@ -267,8 +267,8 @@ def degrade_images(x: torch.Tensor, out: torch.Tensor, plan: Plan, step: int, ws
     (:mod:`degradations.cpu_threads`; each with its own workspace) take slices of about
     ``step / threads`` images (at least one) as they finish the previous one, with no barrier
     between chunks; the bytes are the same as with one thread. A chunk computes the halo mask for
-    all its images if one needs it: in :func:`halo_first_order` the first slices take the images
-    that need it (on one thread, the first chunks stop where they end)."""
+    all its images if one of them needs it; in the order of :func:`halo_first_order` those images
+    come first, so few chunks do (on one thread, the chunks are also cut where those images end)."""
     b = x.shape[0]
     threads = torch.get_num_threads() if x.device.type == "cpu" else 1
     if threads > 1 and b > 1:
