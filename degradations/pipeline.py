@@ -251,7 +251,7 @@ def degrade_batch_uint8(images: torch.Tensor, params_list: Sequence[Mapping[str,
             wb = wb_matrices(t, options, t["exposure_ev"]) if c == 3 else None
             plan = make_plan(t, options, c, x, wb)
             degrade_images(x, y, plan, step, ws)
-            if order is not None:  # back to the callers' order (index_copy_ is much slower)
+            if order is not None:  # back to the caller's order (index_copy_ is much slower)
                 torch.index_select(y, 0, torch.argsort(order), out=out)
         return out
     outs = []
