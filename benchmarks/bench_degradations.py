@@ -13,7 +13,8 @@ LUT encode) on the same uint8 images and the same sampled parameters, in one pro
 Prints images/s for 48x48 grey, 100x100 and 224x224 colour images, presets ``paper`` (no noise)
 and ``realistic`` (noise; JPEG coding is excluded from both), each path's best of the repetitions,
 and the speed ratio batched / reference as the median over repetitions of the two run back to back
-(their best-of figures can fall in different load phases of a shared machine). It also checks that the two agree (noise off) and prints the largest difference in code values.
+(their best-of figures can fall in different load phases of a shared machine). It also checks that
+the two agree (noise off) and prints the largest difference in code values.
 
     python benchmarks/bench_degradations.py [--quick] [--threads N] [--sizes 48,100,224] [--device cpu|cuda]
 
