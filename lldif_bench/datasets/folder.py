@@ -78,7 +78,7 @@ class ImageFolderDataset(Dataset):
 
     @property
     def class_names(self) -> list[str]:
-        self.records()
+        self._scanned()  # the class count is known once the folders are listed
         return class_names_for(self._n_classes)
 
     def _scan(self) -> list[Record]:

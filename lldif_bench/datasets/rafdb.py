@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lldif_bench.datasets.base import ADAPTERS, Dataset, existing_variant
+from lldif_bench.datasets.base import ADAPTERS, Dataset, DirIndex
 from lldif_bench.datasets.record import Record
 from lldif_bench.emotions import CANONICAL, rafdb_label_to_index
 from lldif_bench.errors import UserError
@@ -63,6 +63,7 @@ class RafDb(Dataset):
         records: list[Record] = []
         missing_first: str | None = None
         listed = 0
+        files = DirIndex()  # each image folder listed once: no stat per label line
         for lineno, raw in enumerate(text.splitlines(), start=1):
             line = raw.strip()
             if not line:
@@ -84,13 +85,13 @@ class RafDb(Dataset):
                 continue
             listed += 1
             relpath = self.image_relpath(name)
-            found = existing_variant(self.root / relpath)
+            found = files.find(self.root / relpath)
             if found is None:
                 missing_first = missing_first or str(self.root / relpath)
                 self._skip(relpath, "missing-file", f"{self.root / relpath}: listed in the label file")
                 continue
             if found.name != Path(relpath).name:  # copy written in another image format
-                relpath = str(found.relative_to(self.root))
+                relpath = str(Path(relpath).with_name(found.name))
             records.append(Record(relpath=relpath, label=index, split=split, native_label=label,
                                   extra={"name": name}))
         if listed and not records:
