@@ -7,9 +7,12 @@ their bytes, not their names (a PNG named ``.jpg`` works); OpenCV applies EXIF o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -89,12 +92,20 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
     A reader (or a resumed run) never sees a half-written file under the final name.
     """
+    with atomic_writer(path) as f:
+        f.write(data)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """A binary file to write ``path`` through piece by piece (a large file need not be held in
+    memory); it appears under its name, whole, when the block ends, and not at all on an error."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
