@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import os
 import warnings
 from pathlib import Path
 
@@ -304,21 +305,21 @@ class FerPlus(Dataset):
             usage = FOLDERS[folder]
             prefix = f"{base_rel}/{folder}" if base_rel else folder
             listed_stems = set()
+            folder_path = self.root / prefix
             for name, v in votes.items():
-                rel = f"{prefix}/{name}"
-                listed_stems.add(Path(name).stem)
-                found = index.find(self.root / rel)
+                listed_stems.add(os.path.splitext(name)[0])
+                found = index.find_name(folder_path, name)
                 if found is None:
-                    self._skip(rel, "missing-file", f"{self.root / rel}: listed in {prefix}/label.csv")
+                    self._skip(f"{prefix}/{name}", "missing-file", f"{folder_path / name}: listed in {prefix}/label.csv")
                     continue
-                rel = f"{prefix}/{found.name}"
+                rel = f"{prefix}/{found}"
                 lab = self.protocol.rule(None, v, usage, self.include_valid)
                 if lab.excluded:
                     self._extra.append(Record(relpath=rel, label=-1, split="unused", native_label=lab.excluded))
                 else:
                     records.append(Record(relpath=rel, label=lab.label, split=lab.split, native_label=lab.native))
             for name in sorted(index.names(self.root / prefix)):
-                if name != "label.csv" and Path(name).stem not in listed_stems:
+                if name != "label.csv" and os.path.splitext(name)[0] not in listed_stems:
                     rel = f"{prefix}/{name}"
                     self._skip(rel, "not-in-label-file", f"{rel}: not listed in {prefix}/label.csv")
         records.sort(key=lambda r: r.relpath)

@@ -7,6 +7,7 @@ or the folder holding either. See shared/design/datasets.md §1.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from lldif_bench.datasets.base import ADAPTERS, Dataset, DirIndex
@@ -53,7 +54,7 @@ class RafDb(Dataset):
         return find_rafdb_root(Path(path)) is not None
 
     def image_relpath(self, name: str) -> str:
-        stem = Path(name).stem
+        stem = os.path.splitext(os.path.basename(name))[0]
         if self.images == "aligned":
             return f"Image/aligned/{stem}_aligned.jpg"
         return f"Image/original/{name}"
@@ -85,13 +86,14 @@ class RafDb(Dataset):
                 continue
             listed += 1
             relpath = self.image_relpath(name)
-            found = files.find(self.root / relpath)
+            folder, file_name = relpath.rsplit("/", 1)
+            found = files.find_name(self.root / folder, file_name)
             if found is None:
                 missing_first = missing_first or str(self.root / relpath)
                 self._skip(relpath, "missing-file", f"{self.root / relpath}: listed in the label file")
                 continue
-            if found.name != Path(relpath).name:  # copy written in another image format
-                relpath = str(Path(relpath).with_name(found.name))
+            if found != file_name:  # copy written in another image format
+                relpath = f"{folder}/{found}"
             records.append(Record(relpath=relpath, label=index, split=split, native_label=label,
                                   extra={"name": name}))
         if listed and not records:
