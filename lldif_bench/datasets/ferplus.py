@@ -405,6 +405,7 @@ class FerPlus(Dataset):
     def describe(self) -> dict:
         return {"protocol": self.protocol.name, "protocol_help": PROTOCOLS.help(self.protocol.name),
                 "layout": self.layout, "fer2013_csv": self.csv_rel, "fer2013new_csv": self.new_rel,
+                "votes_from": self.votes_from(),
                 "include_valid": self.include_valid, "native_order": self.native_class_names,
                 "grey": "48x48 single channel; white balance is not applied to grey images"}
 
