@@ -14,18 +14,11 @@ import pytest
 from fixtures_scaled import FOLDERS, ferplus_csv, ferplus_folders, real_fer2013new, real_label_csvs
 
 from lldif_bench.datasets import ADAPTERS
-from lldif_bench.datasets.ferplus_labels import PROTOCOLS, label_fer2013_rows, parse_votes
+from lldif_bench.datasets.ferplus_labels import PROTOCOLS, REAL_COUNTS, label_fer2013_rows, parse_votes
 
-# (protocol, include_valid) -> (train, test), per layout / vote source
-CSV_FER2013NEW = {("ferplus_lldif", False): (28_709, 7_178), ("ferplus_majority8", False): (25_057, 3_152),
-                  ("ferplus_majority8", True): (28_256, 3_152), ("ferplus_majority7", False): (24_938, 3_136),
-                  ("ferplus_majority7", True): (28_124, 3_136)}
-CSV_LABEL_CSV = {("ferplus_lldif", False): (28_709, 7_178), ("ferplus_majority8", False): (25_045, 3_137),
-                 ("ferplus_majority8", True): (28_236, 3_137), ("ferplus_majority7", False): (24_925, 3_122),
-                 ("ferplus_majority7", True): (28_100, 3_122)}
-FOLDERS_LAYOUT = {("ferplus_lldif", False): (28_556, 7_152), ("ferplus_majority8", False): (25_045, 3_137),
-                  ("ferplus_majority8", True): (28_236, 3_137), ("ferplus_majority7", False): (24_925, 3_122),
-                  ("ferplus_majority7", True): (28_100, 3_122)}
+CSV_FER2013NEW = REAL_COUNTS[("csv", "fer2013new.csv")]
+CSV_LABEL_CSV = REAL_COUNTS[("csv", "label.csv")]
+FOLDERS_LAYOUT = REAL_COUNTS[("images", "label.csv")]
 
 
 @pytest.fixture(scope="module")
@@ -80,6 +73,7 @@ def test_folder_layout_counts(folders_layout, protocol, include_valid):
     assert (sum(r.split == "train" for r in recs), sum(r.split == "test" for r in recs)) == \
         FOLDERS_LAYOUT[(protocol, include_valid)]
     assert len(ds.build_records()) == 35_710 and ds.skipped == []
+    assert ds.describe()["counts_on_the_real_files"] == dict(zip(("train", "test"), FOLDERS_LAYOUT[(protocol, include_valid)]))
 
 
 def test_csv_adapter_takes_label_csv_votes_when_they_are_beside_it(tmp_path, votes):
@@ -108,3 +102,15 @@ def test_label_csv_votes_need_the_files(tmp_path):
     with pytest.raises(Exception, match="label.csv"):
         ADAPTERS.get("ferplus")(root, protocol="ferplus_majority8", votes="label-csv")
     assert ADAPTERS.get("ferplus")(root, protocol="ferplus_majority8").describe()["votes_from"] == "fer2013new.csv"
+
+
+def test_help_text_states_the_counts_each_layout_gives():
+    from click.testing import CliRunner
+
+    from lldif_bench.cli.main import main
+
+    text = CliRunner().invoke(main, ["make-dataset", "ferplus", "--help"]).output
+    for table in REAL_COUNTS.values():
+        for train, test in table.values():
+            assert f"{train:,} / {test:,}" in text
+    assert "1,602" in text and "--votes" in text

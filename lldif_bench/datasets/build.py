@@ -196,12 +196,12 @@ def build_lowlight(dataset: Dataset, out: Path, *, preset="paper", seed: int = 0
                    batch_size: int = 64, workers: int = 2, limit: int | None = None,
                    image_format: str = "same", jpeg_quality: int = 95, shard=None, overwrite: bool = False,
                    strict: bool = False, command_line: str = "", landmarks: str = "none",
-                   pipeline: str | None = None) -> BuildSummary:
+                   pipeline: str | None = None, progress: bool = True) -> BuildSummary:
     """Write the low-light copy of ``dataset`` under ``out``; see the module docstring.
 
     ``workers``: processes (0 or 1 on the CPU: this process). ``pipeline``: where the work runs (a
     :data:`~lldif_bench.datasets.pipeline.PIPELINES` name; None = ``chained`` on the CPU, ``staged``
-    on an accelerator). Neither changes a byte of the output."""
+    on an accelerator). Neither changes a byte of the output. ``progress``: False hides the bars."""
     from lldif_bench.device import resolve_device
 
     start = time.perf_counter()
@@ -242,7 +242,7 @@ def build_lowlight(dataset: Dataset, out: Path, *, preset="paper", seed: int = 0
         summary.complete = True
         shutil.rmtree(out / WORK_DIR, ignore_errors=True)  # nothing to redo: leave the copy as it was
         if not (out / "landmarks.npz").is_file():
-            run_landmarks(out, landmarks, dev.type, batch_size, dataset)
+            run_landmarks(out, landmarks, dev.type, batch_size, dataset, progress)
         summary.seconds = time.perf_counter() - start
         return _check_strict(summary, strict)
 
@@ -260,7 +260,7 @@ def build_lowlight(dataset: Dataset, out: Path, *, preset="paper", seed: int = 0
                      for j, (key, reason) in enumerate(parse_skips)]
         append_journal(journal, skip_rows)
         new_rows = _run_pipeline(dataset, out, todo, preset, seed, dev, batch_size, workers, image_format,
-                                 jpeg_quality, journal, pipeline)
+                                 jpeg_quality, journal, pipeline, progress)
     rows = list(kept.values()) + skip_rows + new_rows
     summary.written = sum(r["status"] == "ok" for r in new_rows)
     summary.total = len(rows)
@@ -271,7 +271,7 @@ def build_lowlight(dataset: Dataset, out: Path, *, preset="paper", seed: int = 0
     else:
         finalize(out, dataset, rows, settings, command_line, landmarks)
         summary.complete = True
-        run_landmarks(out, landmarks, dev.type, batch_size, dataset)
+        run_landmarks(out, landmarks, dev.type, batch_size, dataset, progress)
     summary.seconds = time.perf_counter() - start
     return _check_strict(summary, strict)
 
@@ -288,7 +288,7 @@ def _check_strict(summary: BuildSummary, strict: bool) -> BuildSummary:
 
 def _run_pipeline(dataset: Dataset, out: Path, todo: list[tuple[int, Record]], preset, seed: int, dev,
                   batch_size: int, workers: int, image_format: str, jpeg_quality: int, journal,
-                  pipeline: str | None = None) -> list[dict]:
+                  pipeline: str | None = None, progress: bool = True) -> list[dict]:
     """Run the items through the pipeline (``pipeline``: a :data:`PIPELINES` name, None = by device);
     every finished row is journaled at once. Returns the rows."""
     from tqdm import tqdm
@@ -298,7 +298,7 @@ def _run_pipeline(dataset: Dataset, out: Path, todo: list[tuple[int, Record]], p
     job = BuildJob(dataset=dataset, preset=preset, seed=seed, out=out, image_format=image_format,
                    jpeg_quality=jpeg_quality, batch_size=batch_size, device=str(dev))
     rows: list[dict] = []
-    bar = tqdm(total=len(todo), unit="img", desc=f"make-dataset {dataset.name}", disable=None,
+    bar = tqdm(total=len(todo), unit="img", desc=f"make-dataset {dataset.name}", disable=None if progress else True,
                dynamic_ncols=True)
 
     def emit(new: list[dict]) -> None:
@@ -374,7 +374,7 @@ def _anomaly_report(dataset: Dataset, rows: list[dict]) -> list[dict]:
 
 
 def merge_shards(out: Path, parts: list[Path] | None = None, command_line: str = "",
-                 landmarks: str = "none") -> BuildSummary:
+                 landmarks: str = "none", progress: bool = True) -> BuildSummary:
     """Join the shard parts of a build into one finished copy under ``out``.
 
     ``parts`` are other folders (other machines' OUTs) whose files are copied into ``out`` first."""
@@ -414,7 +414,7 @@ def merge_shards(out: Path, parts: list[Path] | None = None, command_line: str =
     dataset = ADAPTERS.get(settings["adapter"])(Path(settings["source"]), **settings["options"])
     dataset.records()
     finalize(out, dataset, rows, settings, command_line, landmarks)
-    run_landmarks(out, landmarks, "cpu" if settings["device_type"] == "cpu" else "auto", 64, dataset)
+    run_landmarks(out, landmarks, "cpu" if settings["device_type"] == "cpu" else "auto", 64, dataset, progress)
     summary = BuildSummary(out=out, total=len(rows), ok=sum(r["status"] == "ok" for r in rows),
                            skipped=dict(Counter(r["status"][8:] for r in rows if r["status"] != "ok")),
                            complete=True)
@@ -438,7 +438,7 @@ def check_landmarks(landmarks: str) -> None:
 
 
 def run_landmarks(out: Path, landmarks: str, device: str = "auto", batch_size: int = 64,
-                  source_dataset: Dataset | None = None) -> None:
+                  source_dataset: Dataset | None = None, progress: bool = True) -> None:
     """Detect landmarks on the finished low-light copy (``landmarks.npz`` beside it). The source
     dataset is passed as the clear counterpart (backends such as ``synthetic`` look beside it)."""
     if landmarks in (None, "", "none"):
@@ -447,4 +447,5 @@ def run_landmarks(out: Path, landmarks: str, device: str = "auto", batch_size: i
     from lldif_bench.landmarks import extract_landmarks_for_dataset
 
     extract_landmarks_for_dataset(out, open_dataset(out), landmarks, source="lowlight",
-                                  clear_dataset=source_dataset, device=device, batch_size=batch_size)
+                                  clear_dataset=source_dataset, device=device, batch_size=batch_size,
+                                  progress=progress)

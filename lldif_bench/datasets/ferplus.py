@@ -32,8 +32,10 @@ from lldif_bench.datasets.ferplus_labels import (
     FER2013_NAMES,
     FERPLUS_COLUMNS,
     PROTOCOLS,
+    REAL_COUNTS,
     USAGES,
     VOTE_SOURCES,
+    WHY_COUNTS_DIFFER,
     label_fer2013_rows,
     parse_votes,
 )
@@ -207,6 +209,15 @@ class FerPlus(Dataset):
                                          and self.data_rel is not None):
             return "label.csv"
         return "fer2013new.csv"
+
+    def real_counts(self) -> dict[str, int] | None:
+        """Train/test images this protocol gives on the full real FER+ files with this layout and
+        vote source (None where not tabulated: fer2013_orig7 needs no votes, 28,709 / 7,178)."""
+        if self.protocol.name == "fer2013_orig7":
+            return {"train": 28_709, "test": 7_178}
+        table = REAL_COUNTS.get((self.layout, self.votes_from()), {})
+        found = table.get((self.protocol.name, self.include_valid)) or table.get((self.protocol.name, False))
+        return None if found is None else {"train": found[0], "test": found[1]}
 
     def _scan_csv(self) -> list[Record]:
         """Stream ``fer2013.csv`` once: pixels into one uint8 array (83 MB for the real file), the
@@ -406,6 +417,7 @@ class FerPlus(Dataset):
         return {"protocol": self.protocol.name, "protocol_help": PROTOCOLS.help(self.protocol.name),
                 "layout": self.layout, "fer2013_csv": self.csv_rel, "fer2013new_csv": self.new_rel,
                 "votes_from": self.votes_from(),
+                "counts_on_the_real_files": self.real_counts(), "why_counts_differ": WHY_COUNTS_DIFFER,
                 "include_valid": self.include_valid, "native_order": self.native_class_names,
                 "grey": "48x48 single channel; white balance is not applied to grey images"}
 

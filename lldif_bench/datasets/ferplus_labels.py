@@ -45,6 +45,32 @@ class Protocol:
 
 PROTOCOLS: Registry[Protocol] = Registry("FER protocol")
 
+# (train, test) images each protocol gives on the real FER+ files (35,887 fer2013.csv rows; the
+# label.csv files of FER+'s data/), by (layout, where the votes come from), (protocol, include_valid).
+# tests/test_datasets_ferplus_real.py recomputes every entry from the real files.
+REAL_COUNTS: dict[tuple[str, str], dict[tuple[str, bool], tuple[int, int]]] = {
+    ("csv", "fer2013new.csv"): {
+        ("ferplus_lldif", False): (28_709, 7_178), ("ferplus_majority8", False): (25_057, 3_152),
+        ("ferplus_majority8", True): (28_256, 3_152), ("ferplus_majority7", False): (24_938, 3_136),
+        ("ferplus_majority7", True): (28_124, 3_136)},
+    ("csv", "label.csv"): {
+        ("ferplus_lldif", False): (28_709, 7_178), ("ferplus_majority8", False): (25_045, 3_137),
+        ("ferplus_majority8", True): (28_236, 3_137), ("ferplus_majority7", False): (24_925, 3_122),
+        ("ferplus_majority7", True): (28_100, 3_122)},
+    ("images", "label.csv"): {
+        ("ferplus_lldif", False): (28_556, 7_152), ("ferplus_majority8", False): (25_045, 3_137),
+        ("ferplus_majority8", True): (28_236, 3_137), ("ferplus_majority7", False): (24_925, 3_122),
+        ("ferplus_majority7", True): (28_100, 3_122)},
+}
+WHY_COUNTS_DIFFER = (
+    "Papers quote 25,045 train / 3,137 test (FER+ majority, 8 classes): FER+'s label.csv files give them. "
+    "fer2013new.csv's votes differ from label.csv for 1,602 images, so a CSV build that takes its votes "
+    "from fer2013new.csv gives 25,057 / 3,152 (put FER+'s data/FER2013*/label.csv beside the CSV, or "
+    "pass --votes label-csv, to reproduce the quoted counts). The PNG folders hold one image per name: "
+    "no image for the 173 rows without a name, one for each of the 4 names that occur twice; "
+    "ferplus_lldif keeps every FER2013 row of the CSV (28,709 / 7,178, as the paper) but on the folders "
+    "keeps the 35,708 images with at least one emotion vote (28,556 / 7,152).")
+
 
 def majority_winner(votes: list[int]) -> int | None:
     """FER+ majority rule (src/ferplus.py): drop single votes, the winner needs > half of the rest."""
