@@ -23,7 +23,7 @@ FOLDERS_LAYOUT = REAL_COUNTS[("images", "label.csv")]
 
 @pytest.fixture(scope="module")
 def votes():
-    header, rows = real_fer2013new()
+    _, rows = real_fer2013new()
     new_rows = [(r[0], r[1].strip(), parse_votes(r[2:])) for r in rows]
     by_usage = {usage: {r[0]: parse_votes(r[2:]) for r in real_label_csvs()[folder]}
                 for usage, folder in FOLDERS.items()}

@@ -132,6 +132,7 @@ def ferplus(ctx, protocol, include_valid, votes, **kw):
       ferplus_majority8  25,057 / 3,152      25,045 / 3,137      25,045 / 3,137
         +valid           28,256 / 3,152      28,236 / 3,137      28,236 / 3,137
       ferplus_majority7  24,938 / 3,136      24,925 / 3,122      24,925 / 3,122
+        +valid           28,124 / 3,136      28,100 / 3,122      28,100 / 3,122
       fer2013_orig7      28,709 / 7,178      28,709 / 7,178      (needs fer2013.csv)
 
     \b
