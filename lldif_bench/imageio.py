@@ -96,6 +96,27 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         f.write(data)
 
 
+def write_at(path: str | os.PathLike, offset: int, data: bytes) -> None:
+    """Write ``data`` at byte ``offset`` of ``path`` (created if absent, never truncated): items of
+    one shared work file, written by several processes at offsets of their own."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.pwrite(fd, data, offset)
+    finally:
+        os.close(fd)
+
+
+def read_at(path: str | os.PathLike, offset: int, size: int) -> bytes | None:
+    """``size`` bytes at ``offset`` of ``path``; None when the file is absent or shorter."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read(size)
+    except FileNotFoundError:
+        return None
+    return data if len(data) == size else None
+
+
 @contextlib.contextmanager
 def atomic_writer(path: str | os.PathLike) -> Iterator[BinaryIO]:
     """A binary file to write ``path`` through piece by piece (a large file need not be held in

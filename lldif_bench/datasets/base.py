@@ -205,6 +205,12 @@ class Dataset(ABC):
         suffix = ".jpg" if image_format in ("jpg", "jpeg") else "." + image_format
         return str(Path(record.relpath).with_suffix(suffix))
 
+    def output_slot(self, record: Record) -> tuple[str, int, int] | None:
+        """For items kept in one shared work file rather than a file each (FER2013 CSV rows: tens
+        of thousands of tiny files cost more to create and delete than to compute): (relative path
+        of that file, byte offset, size). The item's output is its raw uint8 pixels there."""
+        return None
+
     def virtual_output(self, record: Record) -> str | None:
         """For items stored inside a dataset-level file (FER2013 CSV rows): ``<file>#<row>``."""
         return None

@@ -23,6 +23,7 @@ from lldif_bench.datasets.base import (
     ADAPTERS,
     WORK_DIR,
     Dataset,
+    sha256_bytes,
     sha256_file,
     skip_code,
 )
@@ -37,7 +38,7 @@ from lldif_bench.datasets.manifest import (
 from lldif_bench.datasets.pipeline import PIPELINES, BuildJob, strategy_for
 from lldif_bench.datasets.record import Record
 from lldif_bench.errors import UserError
-from lldif_bench.imageio import atomic_write_bytes
+from lldif_bench.imageio import atomic_write_bytes, read_at
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,8 @@ def _plan(dataset: Dataset, limit: int | None, shard) -> tuple[list[tuple[int, R
     return planned, skips
 
 
-def _verified(rows: list[dict], out: Path, file_of: dict[str, str], card: dict | None) -> dict[int, dict]:
+def _verified(rows: list[dict], out: Path, file_of: dict[str, str | tuple[str, int, int]],
+              card: dict | None) -> dict[int, dict]:
     """Rows of an earlier run whose outputs are intact (ok rows) — kept; everything else is redone.
 
     ``file_of`` maps an item key to the file the build writes for it. Rows that live inside a
@@ -178,7 +180,13 @@ def _verified(rows: list[dict], out: Path, file_of: dict[str, str], card: dict |
             if virtual_ok:
                 kept[int(row["index"])] = row
             continue
-        path = out / file_of[row["key"]]
+        target = file_of[row["key"]]
+        if isinstance(target, tuple):  # a slot of a shared work file (see Dataset.output_slot)
+            data = read_at(out / target[0], target[1], target[2])
+            if data is not None and sha256_bytes(data) == row["dst_sha256"]:
+                kept[int(row["index"])] = row
+            continue
+        path = out / target
         if path.is_file() and sha256_file(path) == row["dst_sha256"]:
             kept[int(row["index"])] = row
     return kept
@@ -230,7 +238,7 @@ def build_lowlight(dataset: Dataset, out: Path, *, preset="paper", seed: int = 0
 
     earlier = read_manifest(out / MANIFEST) if card is not None and (out / MANIFEST).is_file() else []
     earlier += read_journal(out / _journal_name(shard))
-    file_of = {r.relpath: dataset.output_relpath(r, image_format) for _, r in planned}
+    file_of = {r.relpath: dataset.output_slot(r) or dataset.output_relpath(r, image_format) for _, r in planned}
     kept = _verified(earlier, out, file_of, card)
     todo = [(k, r) for k, r in planned if k not in kept]
     summary = BuildSummary(out=out, shard=shard, reused=len(kept))
@@ -395,6 +403,9 @@ def merge_shards(out: Path, parts: list[Path] | None = None, command_line: str =
                     if json.loads(dst.read_text()) != json.loads(path.read_text()):
                         raise UserError(f"{part} was built with other settings than {out}")
                     continue
+                if dst.exists() and dst.suffix == SLOT_SUFFIX:
+                    _merge_slots(path, dst)
+                    continue
                 shutil.copy2(path, dst)
     if not (out / SETTINGS).is_file():
         raise UserError(f"{out} holds no unfinished sharded build (no {SETTINGS}); run make-dataset "
@@ -421,6 +432,21 @@ def merge_shards(out: Path, parts: list[Path] | None = None, command_line: str =
     summary.reused = summary.ok
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+SLOT_SUFFIX = ".u8"  # shared work files of Dataset.output_slot
+
+
+def _merge_slots(part: Path, dst: Path) -> None:
+    """Join another machine's shared work file into ours: shards write disjoint slots and leave
+    the others as zeros (holes), so a bytewise OR keeps every shard's items."""
+    import numpy as np
+
+    a, b = np.fromfile(dst, dtype=np.uint8), np.fromfile(part, dtype=np.uint8)
+    merged = np.zeros(max(a.size, b.size), np.uint8)
+    merged[: a.size] |= a
+    merged[: b.size] |= b
+    atomic_write_bytes(dst, merged.tobytes())
 
 
 def check_landmarks(landmarks: str) -> None:

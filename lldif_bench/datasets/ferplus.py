@@ -41,7 +41,7 @@ from lldif_bench.datasets.ferplus_labels import (
 )
 from lldif_bench.datasets.record import Record
 from lldif_bench.errors import UserError
-from lldif_bench.imageio import atomic_writer, decode_image
+from lldif_bench.imageio import atomic_writer
 
 CSV_CANDIDATES = ("fer2013.csv", "fer2013/fer2013.csv", "icml_face_data.csv", "fer2013/icml_face_data.csv")
 NEW_CANDIDATES = ("fer2013new.csv", "FERPlus/fer2013new.csv", "FERPlus-master/fer2013new.csv")
@@ -49,6 +49,7 @@ DATA_CANDIDATES = ("data", "FERPlus/data", "FERPlus-master/data", "")
 FOLDERS = {"FER2013Train": "Training", "FER2013Valid": "PublicTest", "FER2013Test": "PrivateTest"}
 UNLABELLED = ("test.csv", "fer2013/test.csv", "train.csv", "fer2013/train.csv")
 ROW_KEY = "fer2013.csv#"
+ROWS_FILE = f"{WORK_DIR}/rows.u8"  # the low-light pixels of every row, 2,304 bytes a row
 SIDE = 48
 
 
@@ -363,7 +364,13 @@ class FerPlus(Dataset):
     def output_relpath(self, record: Record, image_format: str = "same") -> str:
         if self.layout == "images":
             return super().output_relpath(record, image_format)
-        return f"{WORK_DIR}/rows/{self._row(record)}.png"  # lossless; assembled into the CSV at the end
+        return ROWS_FILE  # assembled into the CSV at the end
+
+    def output_slot(self, record: Record) -> tuple[str, int, int] | None:
+        """CSV rows: 2,304 raw pixel bytes each, at ``row × 2,304`` of one work file."""
+        if self.layout == "images":
+            return None
+        return ROWS_FILE, self._row(record) * SIDE * SIDE, SIDE * SIDE
 
     def virtual_output(self, record: Record) -> str | None:
         return f"{self.csv_rel}#{self._row(record)}" if self.layout == "csv" else None
@@ -391,6 +398,8 @@ class FerPlus(Dataset):
             if i not in done and i not in self._bad_rows:
                 raise UserError(f"cannot assemble {self.csv_rel}: row {i} has no low-light image")
         sha = hashlib.sha256()
+        size = SIDE * SIDE
+        pixels = np.memmap(out / ROWS_FILE, dtype=np.uint8, mode="r") if done else np.zeros(0, np.uint8)
         with atomic_writer(out / self.csv_rel) as f:
             def put(text: str) -> None:
                 data = text.encode()
@@ -403,14 +412,13 @@ class FerPlus(Dataset):
             for i in range(last + 1):
                 fields = list(self._csv_rows[i])
                 if i in done:
-                    path = out / WORK_DIR / "rows" / f"{i}.png"
-                    img = decode_image(path.read_bytes(), name=str(path))
-                    fields[self._pixel_col] = " ".join(map(str, img.reshape(-1).tolist()))
+                    fields[self._pixel_col] = " ".join(map(str, pixels[i * size:(i + 1) * size].tolist()))
                 writer.writerow(fields)
                 if buf.tell() > 1 << 20 or i == last:
                     put(buf.getvalue())
                     buf.seek(0)
                     buf.truncate()
+            del pixels
         return {self.csv_rel: sha.hexdigest()}
 
     def describe(self) -> dict:
