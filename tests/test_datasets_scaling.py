@@ -16,7 +16,7 @@ from fixtures_scaled import ADAPTER_OF, LAYOUTS
 from lldif_bench.datasets import ADAPTERS
 
 SMALL, LARGE = 1000, 4000
-REPEATS = 3
+REPEATS = 5
 MAX_EXPONENT = 1.5
 
 
