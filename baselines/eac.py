@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -23,9 +24,14 @@ from .backbone import build_trunk
 from .common import BaselineMethod, check, parse_options, recipe
 
 
+# λ's linear warm-up (in training steps) when the trunk starts from scratch; see EAC's docstring.
+SCRATCH_WARMUP = 200
+
+
 @dataclass(frozen=True)
 class EACOptions:
     consistency_weight: float = 5.0  # λ
+    consistency_warmup: int = -1     # steps over which λ ramps up linearly; -1: 200 from scratch, 0 pretrained
 
 
 def class_activation_maps(fmap: Tensor, weight: Tensor) -> Tensor:
@@ -47,6 +53,13 @@ class EAC(BaselineMethod):
         self.trunk = build_trunk(pretrained)
         self.init_report = self.trunk.init_report
         self.fc = nn.Linear(512, num_classes)
+        warmup = opts.consistency_warmup
+        self.warmup = (0 if self.trunk.init_report is not None else SCRATCH_WARMUP) if warmup < 0 else warmup
+        self.register_buffer("steps_done", torch.zeros((), dtype=torch.long))  # training steps, for the ramp
+
+    def consistency_scale(self) -> float:
+        """λ's ramp factor in [0, 1] at the current training step (1 without a warm-up)."""
+        return 1.0 if self.warmup == 0 else min(1.0, (int(self.steps_done) + 1) / self.warmup)
 
     def embed(self, images: Tensor, landmarks: Tensor | None = None) -> dict[str, Tensor]:
         out = self.trunk(images)
@@ -64,8 +77,10 @@ class EAC(BaselineMethod):
         if "cam_flipped" not in outputs:
             return ce, {"ce": float(ce.detach())}
         consistency = flip_consistency_loss(outputs["cam"], outputs["cam_flipped"])
-        return ce + self.opts.consistency_weight * consistency, {
-            "ce": float(ce.detach()), "flip_consistency": float(consistency.detach())}
+        weight = self.opts.consistency_weight * self.consistency_scale()
+        self.steps_done += 1
+        return ce + weight * consistency, {
+            "ce": float(ce.detach()), "flip_consistency": float(consistency.detach()), "lambda": weight}
 
 
 @METHODS.register("eac", help="EAC: CE + flip-consistency of class activation maps, ResNet-18 (ECCV'22)")
