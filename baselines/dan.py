@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -103,8 +103,6 @@ class CrossAttentionHead(nn.Module):
 
 class DAN(BaselineMethod):
     """ResNet-18 + affinity-clustered features + H attention heads with a partition loss."""
-
-    lr_multipliers: ClassVar[dict[str, float]] = {"fc.": 10.0, "bn.": 10.0}
 
     def __init__(self, num_classes: int, pretrained: str | None, opts: DANOptions) -> None:
         super().__init__(num_classes)

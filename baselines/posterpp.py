@@ -194,3 +194,7 @@ def build(num_classes: int, *, num_train: int, pretrained: str | None = None, **
 build.DEFAULTS = recipe("adam", 3.5e-5, 0.0, 200, 144, "exponential", {"gamma": 0.98},
                         notes="official code wraps Adam in SAM (rho 0.05), not applied by the suite; "
                               "weight decay parsed but not passed (0 effective)")
+# The demo's one recipe (Adam 5e-4, ResNet-18 from scratch) collapsed the 768-wide transformer within
+# ten steps (CE gradient to the image stream fell ~100x; majority class). Per-method demo setting: the
+# parts outside the trunk at 0.1x (5e-5, the order of the paper's 3.5e-5), the trunk at the demo's lr.
+build.DEMO = {"method_options": {"head_lr_factor": 0.1}}
