@@ -31,7 +31,6 @@ from lldif_bench.methods import METHODS
 from .backbone import build_trunk
 from .common import BaselineMethod, check, parse_options, recipe
 
-
 # λ's linear warm-up (in training steps) when the trunk starts from scratch; see EAC's docstring.
 SCRATCH_WARMUP = 200
 
