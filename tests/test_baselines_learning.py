@@ -19,6 +19,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from test_baselines_methods import one_thread  # noqa: F401  (autouse: one intra-op thread per test)
 
 import baselines  # noqa: F401  (registers the baseline methods)
 from lldif_bench.demo import demo_recipe
@@ -34,14 +35,6 @@ SIZE = 32
 CLASS_COUNTS = (96, 72, 48, 24)          # 240 images; majority class 40 %
 MAJORITY = max(CLASS_COUNTS) / sum(CLASS_COUNTS)
 BATCH, STEPS = 32, 40
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def pattern_set(counts=CLASS_COUNTS, seed: int = 0) -> dict:
