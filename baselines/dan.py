@@ -74,6 +74,20 @@ class ChannelAttention(nn.Module):
         return pooled * self.attention(pooled)
 
 
+def init_head_weights(head: nn.Module) -> None:
+    """The official heads' initialisation: convs Kaiming-normal (fan-out), BN 1/0, Linears N(0, 0.001²),
+    biases 0. The tiny Linears make each channel gate start at sigmoid(0) = 0.5 for every head."""
+    for m in head.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out")
+        elif isinstance(m, (nn.BatchNorm2d, nn.BatchNorm1d)):
+            nn.init.ones_(m.weight)
+        elif isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, std=0.001)
+        if isinstance(m, (nn.Conv2d, nn.Linear, nn.BatchNorm2d, nn.BatchNorm1d)) and m.bias is not None:
+            nn.init.zeros_(m.bias)
+
+
 class CrossAttentionHead(nn.Module):
     """Spatial then channel attention → one 512-d vector per sample."""
 
@@ -81,6 +95,7 @@ class CrossAttentionHead(nn.Module):
         super().__init__()
         self.spatial = SpatialAttention()
         self.channel = ChannelAttention()
+        init_head_weights(self)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.channel(self.spatial(x))

@@ -55,6 +55,18 @@ DEMO_NUM_IMAGES = 4000
 CONDITIONS = {"clear": "clear", "low-light": "lowlight"}
 
 
+def demo_recipe(method: str, recipe: dict | None = None) -> dict:
+    """:data:`DEMO_RECIPE` with the method's own demo settings (``builder.DEMO``) and then ``recipe`` on top.
+
+    A method sets ``DEMO`` only for what the one shared recipe cannot give it (e.g. a transformer
+    trained from scratch); the resolved values land in each run's ``config.yaml``.
+    """
+    from lldif_bench.methods import load_all_methods
+
+    own = dict(getattr(load_all_methods().get(method), "DEMO", {}) or {})
+    return {**DEMO_RECIPE, **own, **(recipe or {})}
+
+
 @dataclass
 class DemoResult:
     out: Path
@@ -70,7 +82,7 @@ def _finished(run_dir: Path) -> bool:
 
 # Settings that decide what a run learns; a saved run that differs in any of them is retrained.
 RECIPE_KEYS = ("method", "data", "seed", "epochs", "image_size", "batch_size", "lr", "weight_decay", "optimizer",
-               "optimizer_params", "scheduler", "scheduler_params", "augment")
+               "optimizer_params", "scheduler", "scheduler_params", "augment", "method_options")
 
 
 def _same_recipe(run_dir: Path, cfg: RunConfig) -> bool:
@@ -106,9 +118,10 @@ def run_demo(out: Path, *, methods: tuple[str, ...] = DEFAULT_METHODS, num_image
                                   device=device, progress=progress)
     data_kept = bool(made.get("reused"))  # runs trained on a replaced dataset are retrained
 
-    recipe = {**DEMO_RECIPE, **(recipe or {}), **({"epochs": epochs} if epochs else {})}
+    overrides = {**(recipe or {}), **({"epochs": epochs} if epochs else {})}
     result = DemoResult(out=out, table=pd.DataFrame())
     for method in methods:
+        recipe = demo_recipe(method, overrides)
         for condition, folder in CONDITIONS.items():
             name = f"{method}-synthetic-{condition}-s{seed}"
             run_dir = out / "runs" / name

@@ -292,3 +292,34 @@ def test_posterpp_consumes_landmark_heatmaps(monkeypatch):
     batch = {"image": images, "label": torch.tensor([0, 1]), "index": torch.arange(2), "landmarks": points}
     model.loss(model(batch), batch)[0].backward()
     assert model.landmark_encoder[0][0].weight.grad.abs().sum() > 0    # the heatmap stream is trained
+
+
+# --- issue #18: what makes EAC and POSTER++ learn from scratch -----------------------------------
+
+def test_eac_lambda_ramps_up_from_scratch_only():
+    model = build("eac", consistency_warmup=4).train()
+    batch = {"image": torch.randn(2, 3, 32, 32), "label": torch.tensor([0, 1]), "index": torch.arange(2)}
+    weights = [model.loss(model(batch), batch)[1]["lambda"] for _ in range(6)]
+    assert weights == pytest.approx([1.25, 2.5, 3.75, 5.0, 5.0, 5.0])
+    assert build("eac").warmup == eac.SCRATCH_WARMUP
+    model.eval()
+    with torch.no_grad():
+        model.loss(model(batch), batch)               # evaluation does not advance the ramp
+    assert int(model.steps_done) == 6
+
+
+def test_posterpp_head_lr_factor_spares_the_trunk():
+    model = build("posterpp", head_lr_factor=0.1)
+    groups = {g["lr"]: g["params"] for g in model.param_groups(5e-4)}
+    assert sorted(groups) == pytest.approx([5e-5, 5e-4])
+    trunk = {id(p) for p in model.trunk.parameters()}
+    assert {id(p) for p in groups[5e-4]} == trunk
+    assert sum(len(ps) for ps in groups.values()) == sum(1 for p in model.parameters() if p.requires_grad)
+
+
+def test_demo_recipe_merges_a_methods_own_demo_settings():
+    from lldif_bench.demo import DEMO_RECIPE, demo_recipe
+
+    assert demo_recipe("resnet18") == DEMO_RECIPE
+    assert demo_recipe("posterpp")["method_options"] == {"head_lr_factor": 0.1}
+    assert demo_recipe("posterpp", {"lr": 1e-3})["lr"] == 1e-3
