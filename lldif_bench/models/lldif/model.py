@@ -21,7 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from torch import Tensor, nn
 
 from lldif_bench.errors import UserError
 
+from . import diagnostics as epd_diagnostics
 from .config import LLDifConfig, config_from_dict
 from .diffusion import ChainResult, Denoiser, EPDDiffusion
 from .laclip import LAClipImage, LuminanceBuckets, mean_luma
@@ -90,7 +91,8 @@ class LabelFreeLLDif(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.num_classes = num_classes
-        self.pnet_s2 = PNetS2(cfg.image_size, cfg.epd_dim, cfg.pnet_s2.n_feats, cfg.pnet_s2.n_res)
+        self.pnet_s2 = PNetS2(cfg.image_size, cfg.epd_dim, cfg.pnet_s2.n_feats, cfg.pnet_s2.n_res,
+                              grid=cfg.pnet_s2.grid)
         self.denoiser = Denoiser(cfg.epd_dim)
         d = cfg.diffusion
         self.diffusion = EPDDiffusion(d.timesteps, d.linear_start, d.linear_end, d.schedule, d.parameterization)
@@ -153,6 +155,10 @@ class LLDif(nn.Module):
         self.register_buffer("bank_labels", labels.float().clone())
         self.register_buffer("bank_captions", captions.float().clone())
         self.register_buffer("bank_neutral", text_bank["neutral"].float().clone())
+        # class means of the label and caption banks (pnet_s1.center_text); derived, so not saved
+        self.register_buffer("bank_label_mean", labels.float().mean(0), persistent=False)
+        self.register_buffer("bank_caption_mean", F.normalize(captions.float().mean(2), dim=-1).mean(0),
+                             persistent=False)
         self.laclip = LAClipImage(text_dim, cfg.laclip.trunk, cfg.laclip.width)
         self.luminance = LuminanceBuckets()
         n_tokens = (-(-cfg.image_size // 32)) ** 2 if cfg.laclip.trunk == "resnet18" else 16
@@ -238,6 +244,9 @@ class LLDif(nn.Module):
             neutral = self.bank_neutral.expand_as(cap)
             cap = torch.where(drop[:, None], neutral, cap)
             lab = torch.where(drop[:, None], neutral, lab)
+        if self.cfg.pnet_s1.center_text:
+            cap = F.normalize(cap - self.bank_caption_mean[buckets], dim=-1)
+            lab = F.normalize(lab - self.bank_label_mean, dim=-1)
         return self.pnet_s1(la, cap, lab)
 
     # --- method contract --------------------------------------------------------------------------
@@ -313,6 +322,15 @@ class LLDif(nn.Module):
             return loss, {"kl": float(kl.detach()), "l1": float(l1.detach())}
         return total_loss(outputs["logits"], labels, z, z_hat, kl_weight=s.kl_weight, abs_weight=s.abs_weight,
                           temperature=s.kl_temperature)
+
+    def diagnostics(self, batches: Iterable[Mapping[str, Any]]) -> dict[str, float]:
+        """The harness's diagnostics seam: EPD figures (:mod:`.diagnostics`) over the given test batches,
+        as ``epd_*`` columns; logged as one line that flags a collapsed Ẑ. Nothing in stage 0 (no Z yet)."""
+        if self.stage == "0":
+            return {}
+        figures = epd_diagnostics.collect(self, batches)
+        log.info("stage %s %s", self.stage, epd_diagnostics.summary_line(figures))
+        return {f"epd_{k}": v for k, v in figures.items()}
 
     def predict(self, images: Tensor, landmarks: Tensor | None = None) -> Tensor:
         """Label-free logits: stage 0 → zero-shot LA-CLIP; later stages → the deployed student model."""
