@@ -72,3 +72,7 @@ def main(ctx: click.Context, device: str, seed: int, verbose: int) -> None:
 
 for _module in COMMAND_MODULES:
     main.add_command(importlib.import_module(_module).command)
+
+
+if __name__ == "__main__":  # python -m lldif_bench.cli.main (runs this tree without the installed entry point)
+    main()
