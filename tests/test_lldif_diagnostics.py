@@ -80,3 +80,10 @@ def test_tiny_run_writes_diagnostics_per_epoch_and_in_results(tmp_path, variant)
     # the label-free accuracy in the diagnostics is the run's reported accuracy (same seeded chain)
     assert final["epd_acc_zhat"] == pytest.approx(results["final"]["accuracy"])
     assert final["epd_spread_z"] > 0
+    # `lldif-bench report` shows them: one row per LLDif run
+    from lldif_bench.reports.epd import epd_table
+
+    table = epd_table(tmp_path / "runs")
+    assert list(table["run"]) == [run_dir.name]
+    assert table["acc fed Ẑ (%)"].iloc[0] == pytest.approx(100 * final["epd_acc_zhat"], abs=0.01)
+    assert table["collapsed"].iloc[0] in ("YES", "no")
