@@ -68,3 +68,22 @@ def test_z_norm_makes_the_llformer_blind_to_the_scale_of_z():
     llf = model.student.llformer
     with torch.no_grad():
         assert torch.allclose(llf(b["image"], z, b["landmarks"]), llf(b["image"], 5 * z, b["landmarks"]), atol=1e-4)
+
+
+def test_warmup_ce_trains_the_prior_through_the_frozen_llformer():
+    torch.manual_seed(0)
+    model = build(K, num_train=4, pretrained=None, config="tiny", stages={"warmup_ce_weight": 1.0})
+    model.set_stage("2a")
+    model.train()
+    b = batch(112)
+    out = model(b)
+    assert out["logits"].shape == (2, K)
+    loss, parts = model.loss(out, b)
+    assert set(parts) == {"kl", "l1", "ce"}
+    loss.backward()
+    assert all(p.grad is None for p in model.student.llformer.parameters())
+    assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in model.student.pnet_s2.parameters())
+    plain = build(K, num_train=4, pretrained=None, config="tiny")
+    plain.set_stage("2a")
+    plain.train()
+    assert "logits" not in plain(b)  # the note's 2a: LLformer idle

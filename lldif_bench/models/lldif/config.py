@@ -123,6 +123,11 @@ class StageConfig:
     abs_weight: float = 0.0           # phase-2b lambda_abs
     warmup_kl_weight: float = 1.0
     warmup_abs_weight: float = 1.0
+    # phase 2a + λ·CE(LLformer(x, Ẑ), y) through the frozen stage-1 LLformer (issue 17): KL + L1 alone
+    # regress Ẑ onto label-coded targets and Ẑ settles at their mean (spread 0.015 vs Z's 0.50 after
+    # 6 epochs); the frozen LLformer, which decodes Z perfectly, turns CE into a classification signal
+    # for PNET_s2 + denoiser. 0 = the note's 2a.
+    warmup_ce_weight: float = 0.0
     kl_temperature: float = 0.15
     warmup_lr_drop_at: float = 0.6    # phase 2a: lr x0.1 after this fraction of the phase
 
@@ -172,6 +177,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         # init std 0.05: with 0.01 (POSTER++ at E = 768) the E = 128 cls token barely sees the image
         # (stage-1 probe: 85% vs 61% train oracle accuracy after 40 steps of 32 images with 0.02)
         "fusion": {"embed_dim": 128, "depth": 2, "heads": 4, "init_std": 0.05},
+        "stages": {"warmup_ce_weight": 1.0},
     },
     "tiny": {
         "epd_dim": 32,

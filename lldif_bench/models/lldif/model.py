@@ -7,7 +7,8 @@ stage  trains                               loss                           logit
 ====== ==================================== ============================== =========================
 ``0``  LA-CLIP F_l + heads + logit scales   L_itc + L_lab                  zero-shot F_l vs label bank
 ``1``  PNET_s1 + LLformer                   L_ce (Eq. 13)                  LLformer(x | Z): ORACLE
-``2a`` PNET_s2 + denoiser (LLformer frozen) KL_τ(Z, Ẑ) + L1(Ẑ, Z)          train: none (LLformer idle);
+``2a`` PNET_s2 + denoiser (LLformer frozen) KL_τ(Z, Ẑ) + L1(Ẑ, Z)          train: none (LLformer idle;
+                                            [+ CE via frozen LLformer]     with warmup_ce_weight: Ẑ's);
 ``2b`` PNET_s2 + denoiser + LLformer        L_ce + λ_kl KL + λ_abs L1      eval: label-free chain
 ====== ==================================== ============================== =========================
 
@@ -306,6 +307,8 @@ class LLDif(nn.Module):
         if not self.training:
             return {"logits": self.student(images, landmarks)}
         z, z_hat = self._stage2_chain(images, self._need_labels(labels))
+        if self.cfg.stages.warmup_ce_weight:  # CE through the frozen LLformer (its parameters get no grad)
+            return {"z": z, "z_hat": z_hat, "logits": self.student.llformer(images, z_hat, landmarks)}
         return {"z": z, "z_hat": z_hat}
 
     def _forward_stage2b(self, images: Tensor, labels: Tensor | None, landmarks: Tensor | None) -> dict[str, Tensor]:
@@ -332,7 +335,12 @@ class LLDif(nn.Module):
         if self.stage == "2a":
             kl, l1 = kl_epd(z, z_hat, s.kl_temperature), epd_l1(z, z_hat)
             loss = s.warmup_kl_weight * kl + s.warmup_abs_weight * l1
-            return loss, {"kl": float(kl.detach()), "l1": float(l1.detach())}
+            parts = {"kl": float(kl.detach()), "l1": float(l1.detach())}
+            if s.warmup_ce_weight:
+                ce = F.cross_entropy(outputs["logits"].float(), labels)
+                loss = loss + s.warmup_ce_weight * ce
+                parts["ce"] = float(ce.detach())
+            return loss, parts
         return total_loss(outputs["logits"], labels, z, z_hat, kl_weight=s.kl_weight, abs_weight=s.abs_weight,
                           temperature=s.kl_temperature)
 
