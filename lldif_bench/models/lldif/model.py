@@ -25,6 +25,15 @@ preset a fusion init std of 0.05; stage-1 gradients clipped at 1 (run config). W
 train oracle accuracy reached 86% after 40 steps and 100% after 140. The printed reading is still
 available: ``dtnet.mod=pure, dtnet.z_norm=false, pnet_s1.center_text=false``.
 
+Stage 2 on the same data (README, "LLDif's diffusion prior on the proxy"): the stage-1 LLformer reads
+the label from Z alone (A20), so Ẑ is only as informative as PNET_s2 is an image classifier. Phase 2a's
+KL + L1 regress Ẑ onto per-class codes and, while PNET_s2 cannot separate the classes, settle at their
+mean (spread 0.015 vs Z's 0.50 after 4 epochs, 0.016 after 6); the literal V4 phase 2b (CE only) then
+keeps Ẑ constant and the LLformer falls to the majority class. ``stages.warmup_ce_weight`` (the
+`cpu` preset's 1.0) adds CE through the frozen LLformer to 2a; it moved the LLformer fed Ẑ from 10.5%
+to 38.6% (the majority class) but not yet to a per-image prior. The default phase-2b loss stays the
+literal V4 (no reading was measured to keep Ẑ informative); ``V4-pin`` keeps the 2a pin in 2b.
+
 Ground-truth label/caption enter only through PNET_s1 (stage 1, and as the frozen stage-2 teacher).
 :class:`LabelFreeLLDif` (PNET_s2, denoiser, diffusion, LLformer) is a submodule (``student``) of the
 training model, so the deployed model is exactly the ``student.*`` weights of a stage-2 checkpoint.
