@@ -126,8 +126,13 @@ def encode_degraded(img: np.ndarray, fmt: str, quality: int, *, recompress: bool
     if fmt == "jpg":
         return encode_image(img, "jpg", jpeg_quality=quality)
     if recompress:
-        img = decode_image(encode_image(img, "jpg", jpeg_quality=quality))
+        img = jpeg_round_trip(img, quality)
     return encode_image(img, fmt)
+
+
+def jpeg_round_trip(img: np.ndarray, quality: int) -> np.ndarray:
+    """The pixels after one JPEG encode/decode at ``quality`` (what ``recompress`` keeps)."""
+    return decode_image(encode_image(img, "jpg", jpeg_quality=quality))
 
 
 def degrade_files(inputs: Iterable[Path], out: Path, preset: Preset, *, seed: int = 0,

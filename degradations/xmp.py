@@ -13,8 +13,10 @@ may carry a leading ``+``. Mapping (process version 2012 and later, ``crs:Proces
                                                Auto or a named preset -> no WB, with a warning
 =============================================  ==================================
 
-Every other ``crs:`` setting is reported in a warning and recorded (``ignored_tags``), never
-silently dropped. Presentation metadata (name, UUID, ``Supports*`` flags, ...) is accepted quietly.
+Every other ``crs:`` setting is recorded (``ignored_tags``), never silently dropped; the warning
+lists those whose value changes an image (:func:`is_neutral` tells: zero, ``False``, a linear tone
+curve, a default such as ``PerspectiveScale=100``, or a detail slider whose master slider is off)
+and counts the rest. Presentation metadata (name, UUID, ``Supports*`` flags, ...) is accepted quietly.
 """
 
 from __future__ import annotations
@@ -52,6 +54,46 @@ METADATA_TAGS = {
     "SupportsHighDynamicRange", "SupportsNormalDynamicRange", "SupportsSceneReferredProfiles",
     "SupportsOutputReferred", "RequiresRGBTables", "Keywords",
 }
+
+
+# ignored settings whose neutral value is not 0 / False
+NEUTRAL_VALUES = {"ToneCurveName": "Linear", "ToneCurveName2012": "Linear", "PerspectiveScale": "100",
+                  "CropRight": "1", "CropBottom": "1", "LensProfileSetup": "LensDefaults"}
+# detail sliders that only act when their master setting is not neutral: prefix -> master
+DEPENDS_ON = {
+    "Sharpen": "Sharpness", "LuminanceNoiseReduction": "LuminanceSmoothing",
+    "ColorNoiseReduction": "ColorNoiseReduction", "Grain": "GrainAmount",
+    "PostCropVignette": "PostCropVignetteAmount", "VignetteMidpoint": "VignetteAmount",
+    "DefringePurple": "DefringePurpleAmount", "DefringeGreen": "DefringeGreenAmount",
+    "Crop": "HasCrop", "LensProfile": "LensProfileEnable", "LensManualDistortion": "LensProfileEnable",
+}
+
+
+def _plain_neutral(tag: str, value: str) -> bool:
+    value = value.strip()
+    if tag in NEUTRAL_VALUES and value == NEUTRAL_VALUES[tag]:
+        return True
+    if value in ("", "False", "false"):
+        return True
+    try:
+        return float(value) == 0.0
+    except ValueError:
+        pass
+    points = [p.split(",") for p in value.split(";")] if tag.startswith("ToneCurve") else []
+    try:  # a tone curve whose points all lie on the diagonal
+        return bool(points) and all(len(p) == 2 and float(p[0]) == float(p[1]) for p in points)
+    except ValueError:
+        return False
+
+
+def is_neutral(tag: str, value: str, tags: dict[str, str]) -> bool:
+    """True when an ignored setting leaves the image as it is (so a warning need not list it)."""
+    if _plain_neutral(tag, value):
+        return True
+    for prefix, master in DEPENDS_ON.items():
+        if tag.startswith(prefix) and tag != master:
+            return _plain_neutral(master, tags.get(master, "0"))
+    return False
 
 
 @dataclass
@@ -100,6 +142,8 @@ def _element_value(el: Element) -> str:
     items = [li for li in el.iter(f"{{{RDF}}}li")]
     if len(children) == 1 and _local(children[0].tag)[1] == "Alt" and items:
         return (items[0].text or "").strip()  # a language alternative: take the default
+    if _local(children[0].tag)[1] == "Seq" and items and len(items) <= 64:  # e.g. tone curve points
+        return "; ".join((li.text or "").strip() for li in items)
     return f"<{_local(children[0].tag)[1]} with {len(items)} items>"
 
 
@@ -175,10 +219,13 @@ def parse_xmp(data: bytes, where: str = "<xmp>") -> XmpSettings:
         values.update({"temperature_k": absolute.get("temperature_k", REFERENCE_TEMPERATURE),
                        "tint": absolute.get("tint", REFERENCE_TINT)})
     ignored = {k: v for k, v in tags.items() if k not in HANDLED_TAGS and k not in METADATA_TAGS}
-    if ignored:
-        shown = ", ".join(f"{k}={v}" for k, v in sorted(ignored.items()))
-        warnings.append(f"ignored {len(ignored)} unsupported Lightroom setting(s) (only exposure, "
-                        f"white balance, highlights and shadows are applied): {shown}")
+    active = {k: v for k, v in ignored.items() if not is_neutral(k, v, tags)}
+    if active:
+        shown = ", ".join(f"{k}={v}" for k, v in sorted(active.items()))
+        rest = len(ignored) - len(active)
+        warnings.append(f"ignored {len(active)} unsupported Lightroom setting(s) that change the image (only "
+                        f"exposure, white balance, highlights and shadows are applied): {shown}"
+                        + (f"; {rest} more at their neutral value" if rest else ""))
     return XmpSettings(params=values, wb_mode=wb_mode, tags=tags, ignored_tags=ignored,
                        warnings=warnings, name=tags.get("Name") or None, process_version=pv,
                        sha256=hashlib.sha256(data).hexdigest())

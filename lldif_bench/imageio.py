@@ -7,9 +7,12 @@ their bytes, not their names (a PNG named ``.jpg`` works); OpenCV applies EXIF o
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
@@ -89,12 +92,41 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 
     A reader (or a resumed run) never sees a half-written file under the final name.
     """
+    with atomic_writer(path) as f:
+        f.write(data)
+
+
+def write_at(path: str | os.PathLike, offset: int, data: bytes) -> None:
+    """Write ``data`` at byte ``offset`` of ``path`` (created if absent, never truncated): items of
+    one shared work file, written by several processes at offsets of their own."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
+    try:
+        os.pwrite(fd, data, offset)
+    finally:
+        os.close(fd)
+
+
+def read_at(path: str | os.PathLike, offset: int, size: int) -> bytes | None:
+    """``size`` bytes at ``offset`` of ``path``; None when the file is absent or shorter."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            data = f.read(size)
+    except FileNotFoundError:
+        return None
+    return data if len(data) == size else None
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike) -> Iterator[BinaryIO]:
+    """A binary file to write ``path`` through piece by piece (a large file need not be held in
+    memory); it appears under its name, whole, when the block ends, and not at all on an error."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
-            f.write(data)
+            yield f
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

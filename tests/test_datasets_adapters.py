@@ -269,3 +269,38 @@ def test_open_dataset_detects_layouts(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(UserError, match="rafdb: basic/EmoLabel"):
         open_dataset(tmp_path / "empty")
+
+
+# -- RAF-DB as the common mirrors ship it: DATASET/{train,test}/{1..7}/ ---------------------------
+def test_rafdb_mirror_folders_1_to_7(tmp_path):
+    from fixtures_scaled import rafdb_folders
+
+    root = rafdb_folders(tmp_path, 70)
+    ds = ADAPTERS.get("rafdb")(root)
+    recs = ds.records()
+    assert ds.layout == "folders" and len(recs) == 70 and ds.skipped == []
+    # folder k holds RAF-DB label k: 1 surprise … 7 neutral (canonical index k - 1)
+    assert all(r.label == int(r.native_label) - 1 for r in recs)
+    assert {r.relpath.split("/")[1] for r in recs if r.label == CANONICAL.index("neutral")} == {"7"}
+    assert split_counts(recs) == {"train": 56, "test": 14}
+    card = ds.describe()
+    assert card["label_scheme"] == "rafdb" and card["folder_to_class"]["7"] == "neutral"
+    assert open_dataset(root).name == "rafdb"  # detected as RAF-DB, not as an unnamed image folder
+    # the generic adapter: 7 names are read as folders 0..6 (a clear error), a scheme name works
+    with pytest.raises(UserError, match="--class-names rafdb"):
+        ADAPTERS.get("folder")(root, class_names="surprise,fear,disgust,happiness,sadness,anger,neutral").records()
+    folder = ADAPTERS.get("folder")(root, class_names="rafdb")
+    assert [(r.relpath, r.label) for r in folder.records()] == [(r.relpath, r.label) for r in recs]
+    assert folder.options["class_names"] == "rafdb" and folder.describe()["label_scheme"] == "rafdb"
+    with pytest.raises(UserError, match="label scheme"):
+        ADAPTERS.get("folder")(root, class_names="nosuchscheme")
+
+
+@pytest.mark.parametrize("scheme, folder, emotion", [("fer2013", "0", "anger"), ("affectnet", "7", "contempt"),
+                                                    ("affectnet", "00", "neutral")])
+def test_folder_label_schemes(tmp_path, scheme, folder, emotion):
+    from lldif_bench.imageio import write_image
+
+    write_image(tmp_path / "d" / "train" / folder / "a.png", np.full((8, 8, 3), 90, np.uint8))
+    (rec,) = ADAPTERS.get("folder")(tmp_path / "d", class_names=scheme).records()
+    assert CANONICAL_8[rec.label] == emotion

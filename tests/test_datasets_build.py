@@ -383,3 +383,52 @@ def test_realistic_preset_png_output_keeps_jpeg_artefacts(tmp_path):
     expected = decode_image(encode_degraded(degraded, "png", params["jpeg_quality"], recompress=True))
     written = read_image(out / ds.output_relpath(record, "png"))
     assert np.array_equal(written, expected)
+
+
+def test_rafdb_mirror_layout_builds_via_cli_without_progress_bars(tmp_path, monkeypatch):
+    import tqdm
+    from fixtures_scaled import rafdb_folders
+
+    bars = []
+    real_tqdm = tqdm.tqdm
+    monkeypatch.setattr(tqdm, "tqdm", lambda *a, **kw: bars.append(kw.get("disable")) or real_tqdm(*a, **kw))
+    root = rafdb_folders(tmp_path / "src", 21)
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["make-dataset", "rafdb", "--src", str(root), "--out", str(out), "--workers", "0",
+                                  "--device", "cpu", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    assert "21 images ok" in r.output and bars == [True]  # the one bar, switched off
+    card = json.loads((out / "dataset.json").read_text())
+    assert card["dataset"]["layout"] == "folders" and card["dataset"]["label_scheme"] == "rafdb"
+    assert card["totals"] == {"train": 17, "test": 4} and "--no-progress" in card["command_line"]
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["test", "train"]
+    copy = open_dataset(out)
+    assert copy.name == "rafdb" and [r.label for r in copy.records()] == [r.label for r in
+                                                                          ADAPTERS.get("rafdb")(root).records()]
+    for command in (["make-dataset", "ferplus"], ["make-dataset", "synthetic"], ["landmarks"], ["degrade"],
+                    ["demo"], ["merge-manifests"], ["run"]):
+        assert "--no-progress" in CliRunner().invoke(main, [*command, "--help"]).output, command
+
+
+def test_ferplus_csv_rows_share_one_work_file_resume_and_shards(tmp_path):
+    """CSV rows go to slots of one work file (no file per row); a damaged slot is redone on resume,
+    and shards built on separate disks merge into the same copy as a full run."""
+    from lldif_bench.datasets.ferplus import ROWS_FILE
+
+    src = make_fer(tmp_path / "src", label_csv=True)
+    full = build(src, tmp_path / "full", "ferplus", workers=2)
+    assert full.ok == 21 and not (tmp_path / "full" / ".lldif-work").exists()
+    interrupted = tmp_path / "part"
+    build(src, interrupted, "ferplus", shard="1/2")  # leaves the work file and a journal
+    rows_file = interrupted / ROWS_FILE
+    assert rows_file.is_file() and not list((interrupted / ".lldif-work").glob("rows/*"))
+    data = bytearray(rows_file.read_bytes())
+    data[0] ^= 0xFF  # damage row 0 (shard 1 holds rows 0, 2, 4, …)
+    rows_file.write_bytes(bytes(data))
+    again = build(src, interrupted, "ferplus", shard="1/2")
+    assert again.written == 1 and again.reused == 10
+    build(src, tmp_path / "other", "ferplus", shard="2/2")
+    merged = merge_shards(interrupted, [tmp_path / "other"])
+    assert merged.complete and merged.ok == 21
+    assert (interrupted / "fer2013" / "fer2013.csv").read_bytes() == (tmp_path / "full" / "fer2013" /
+                                                                       "fer2013.csv").read_bytes()

@@ -199,8 +199,37 @@ def test_real_lightroom_preset_shape(tmp_path, caplog):
     assert s["d_temp"] == -15 and s["d_tint"] == 5 and s["wb_mode"] == "incremental"
     ignored = p.to_dict()["xmp"]["ignored_tags"]
     assert set(ignored) == {"Contrast2012", "Whites2012", "Blacks2012", "ToneCurvePV2012"}
-    assert "Contrast2012=+10" in caplog.text and "ignored 4 unsupported" in caplog.text
+    assert "Contrast2012=+10" in caplog.text and "ignored 2 unsupported" in caplog.text
+    assert "Whites2012" not in caplog.text and "2 more at their neutral value" in caplog.text
     assert "PresetType" not in ignored and "UUID" not in ignored
+
+
+# what a Lightroom sidecar of a barely edited photo holds: mostly sliders at zero, detail sliders at
+# their defaults while their master slider is off, and a few real edits
+SIDECAR_NEUTRAL = {
+    "Contrast2012": "0", "Whites2012": "0", "Blacks2012": "0", "Texture": "0", "Dehaze": "0", "Saturation": "0",
+    "ParametricShadows": "0", "ParametricHighlights": "0", "HueAdjustmentRed": "0", "SaturationAdjustmentBlue": "0",
+    "SplitToningShadowHue": "0", "Sharpness": "0", "SharpenRadius": "+1.0", "SharpenDetail": "25",
+    "LuminanceSmoothing": "0", "LuminanceNoiseReductionDetail": "50", "ColorNoiseReduction": "0",
+    "ColorNoiseReductionDetail": "50", "GrainAmount": "0", "GrainSize": "25", "GrainFrequency": "50",
+    "PostCropVignetteAmount": "0", "PostCropVignetteMidpoint": "50", "HasCrop": "False", "CropRight": "1",
+    "CropBottom": "1", "CropAngle": "0", "ToneCurveName2012": "Linear", "PerspectiveScale": "100",
+    "ConvertToGrayscale": "False", "LensProfileEnable": "0", "LensProfileSetup": "LensDefaults",
+}
+
+
+def test_warning_lists_only_ignored_settings_that_change_the_image(caplog):
+    from degradations.xmp import is_neutral
+
+    tags = dict(SIDECAR_NEUTRAL, Clarity2012="+20", Vibrance="+15", ProcessVersion="11.0", Exposure2012="-1")
+    settings = parse_xmp(xmp_with(**tags).encode())
+    assert set(settings.ignored_tags) == set(SIDECAR_NEUTRAL) | {"Clarity2012", "Vibrance"}  # all recorded
+    (warning,) = [w for w in settings.warnings if "ignored" in w]
+    assert "ignored 2 unsupported" in warning and "Clarity2012=+20, Vibrance=+15" in warning
+    assert f"{len(SIDECAR_NEUTRAL)} more at their neutral value" in warning
+    assert not is_neutral("SharpenDetail", "25", {"Sharpness": "40"})  # active once sharpening is on
+    assert is_neutral("ToneCurvePV2012", "0, 0; 128, 128; 255, 255", {})
+    assert not is_neutral("ToneCurvePV2012", "0, 0; 128, 150; 255, 255", {})
 
 
 def test_attribute_and_element_forms_parse_the_same():

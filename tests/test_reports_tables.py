@@ -81,11 +81,33 @@ def test_mean_and_sample_std(board):
 
 
 def test_table1_three_datasets_and_not_reported_cells(board):
-    table = build_table(get_table(1), board, "best")
+    table = build_table(get_table(1), board, "best", include_empty=True)
     assert set(table.dataset) >= {"RAF-DB", "FERPlus", "KDEF"}
     assert _cell(table, "RAF-DB", "SCN").ours == pytest.approx(86.0)
     assert _cell(table, "FERPlus", "SCN").ours == "missing"
     assert "ARM" not in set(table[table.dataset == "KDEF"].method)  # the paper has no ARM on KDEF
+
+
+def test_datasets_without_runs_are_left_out_unless_asked(board):
+    # the only clear run is SCN on RAF-DB: FERPlus and KDEF have no run, so no rows by default
+    assert set(build_table(get_table(1), board).dataset) == {"RAF-DB"}
+    # LL-FERPlus has no run; the synthetic block (one LLDif run) lists the paper's methods
+    assert set(build_table(get_table(3), board).dataset) == {"LL-synthetic"}
+    empty = build_tables([1, 3], board.iloc[0:0])
+    assert len(empty) == 0 and "ours" in empty.columns
+    md = to_markdown(empty, numbers=[1, 3])
+    assert "### Table 1:" in md and "### Table 3:" in md and "No finished run" in md and "--all" in md
+    full = build_table(get_table(1), board.iloc[0:0], include_empty=True)
+    assert set(full.ours) == {"missing"} and {"RAF-DB", "FERPlus", "KDEF"} <= set(full.dataset)
+
+
+def test_default_aggregate_is_mean_with_n(board):
+    dan = _cell(build_table(get_table(2), board), "LL-RAF-DB", "DAN")
+    assert dan.ours == pytest.approx(79.0) and dan.ours_std == pytest.approx(1.0) and dan.runs == 3
+    md = to_markdown(build_tables([2], board))
+    assert "79.00 ± 1.00" in md and "mean ± std over seeds" in md and "| n" in md.replace("|   n", "| n")
+    best = to_markdown(build_tables([2], board, "best"))
+    assert "80.00 (best)" in best and "best over seeds" in best
 
 
 def test_ablation_variants_from_run_config(board):
@@ -136,6 +158,10 @@ def test_cli_report(tmp_path, board):
     result = CliRunner().invoke(main, ["report", "--runs", str(tmp_path), "--table", "all", "--format", "md"])
     assert result.exit_code == 0, result.output
     assert "### Table 5:" in result.output and "missing" in result.output
+    assert "| FERPlus " not in result.output and "mean ± std over seeds" in result.output
+    result = CliRunner().invoke(main, ["report", "--runs", str(tmp_path), "--table", "1", "--all"])
+    assert result.exit_code == 0, result.output
+    assert "| FERPlus " in result.output and "| KDEF " in result.output
     out = tmp_path / "t2.csv"
     result = CliRunner().invoke(main, ["report", "--runs", str(tmp_path), "--table", "2", "--format", "csv",
                                        "--aggregate", "mean", "--out", str(out)])

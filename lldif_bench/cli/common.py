@@ -24,6 +24,11 @@ def seed_option(f):
                              "Defaults to the group's --seed (0).")(f)
 
 
+def no_progress_option(f):
+    return click.option("--no-progress", is_flag=True,
+                        help="No progress bars (for logs and batch jobs; the summary still prints).")(f)
+
+
 def resolved(ctx: click.Context, name: str, value):
     """A command's own option value, else the group-level one."""
     if value is not None:

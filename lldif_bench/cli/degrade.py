@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from lldif_bench.cli.common import device_option, resolved, seed_option
+from lldif_bench.cli.common import device_option, no_progress_option, resolved, seed_option
 
 
 @click.command("degrade")
@@ -22,9 +22,10 @@ from lldif_bench.cli.common import device_option, resolved, seed_option
 @click.option("--batch-size", type=click.IntRange(1, 4096), default=32, show_default=True,
               help="Images per batch (same-size images are batched together).")
 @device_option
+@no_progress_option
 @click.pass_context
 def command(ctx: click.Context, inputs: tuple[Path, ...], out: Path, preset: str, seed: int | None,
-            image_format: str, batch_size: int, device: str | None) -> None:
+            image_format: str, batch_size: int, device: str | None, no_progress: bool) -> None:
     """Write low-light copies of INPUTS (image files or folders, searched recursively) into OUT.
 
     Parameters are drawn per image from (seed, relative path): the same seed gives byte-identical
@@ -48,7 +49,7 @@ def command(ctx: click.Context, inputs: tuple[Path, ...], out: Path, preset: str
         raise UserError(str(err)) from None
     p = load_preset(preset)
     report = degrade_files(inputs, out, p, seed=seed, image_format=image_format, device=dev,
-                           batch_size=batch_size, progress=sys.stderr.isatty())
+                           batch_size=batch_size, progress=sys.stderr.isatty() and not no_progress)
     click.echo(f"wrote {report.written} image(s) to {out} with preset {p.name!r} (seed {seed}, {dev})")
     if report.skipped:
         reasons = ", ".join(f"{n} {r}" for r, n in sorted(report.skipped.items()))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from lldif_bench.cli.common import device_option, resolved, seed_option
+from lldif_bench.cli.common import device_option, no_progress_option, resolved, seed_option
 from lldif_bench.demo import DEFAULT_METHODS, DEMO_NUM_IMAGES, DEMO_RECIPE
 
 
@@ -22,9 +22,10 @@ from lldif_bench.demo import DEFAULT_METHODS, DEMO_NUM_IMAGES, DEMO_RECIPE
                    "calibration; more epochs take proportionally longer].")
 @seed_option
 @device_option
+@no_progress_option
 @click.pass_context
 def command(ctx: click.Context, out: Path, methods: str, num_images: int, epochs: int | None,
-            seed: int | None, device: str | None) -> None:
+            seed: int | None, device: str | None, no_progress: bool) -> None:
     """Run the whole pipeline on the built-in synthetic dataset and print a leaderboard:
     render faces, darken them with the `realistic` preset (the paper's Lightroom
     adjustments plus sensor noise and JPEG), train each method on the clear and the
@@ -41,7 +42,8 @@ def command(ctx: click.Context, out: Path, methods: str, num_images: int, epochs
     chosen = tuple(load_all_methods().names()) if methods.strip() == "all" else tuple(
         m.strip() for m in methods.split(",") if m.strip())
     result = run_demo(out, methods=chosen, num_images=num_images, seed=resolved(ctx, "seed", seed) or 0,
-                      device=resolved(ctx, "device", device) or "auto", epochs=epochs)
+                      device=resolved(ctx, "device", device) or "auto", epochs=epochs,
+                      progress=not no_progress)
     click.echo("")
     click.echo(result.table.to_markdown(index=False))
     click.echo(f"\nwrote {out / 'leaderboard.csv'} and {out / 'leaderboard.md'}; runs in {out / 'runs'}")

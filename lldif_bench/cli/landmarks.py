@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from lldif_bench.cli.common import device_option, resolved
+from lldif_bench.cli.common import device_option, no_progress_option, resolved
 from lldif_bench.errors import UserError
 
 
@@ -47,9 +47,11 @@ def open_dataset_dir(path: Path):
 @click.option("--batch-size", type=int, default=64, show_default=True, help="Images per backend call.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing landmarks.npz.")
 @device_option
+@no_progress_option
 @click.pass_context
 def command(ctx, dataset_dir: Path, backend: str, source: str, clear_dir: Path | None,
-            whole_crop: bool | None, batch_size: int, overwrite: bool, device: str | None) -> None:
+            whole_crop: bool | None, batch_size: int, overwrite: bool, device: str | None,
+            no_progress: bool) -> None:
     """Detect 68 facial landmarks for every image of DATASET_DIR and store them once in
     DATASET_DIR/landmarks.npz (keyed like manifest.csv), for DLNet and POSTER++.
 
@@ -67,7 +69,8 @@ def command(ctx, dataset_dir: Path, backend: str, source: str, clear_dir: Path |
     clear = open_dataset_dir(clear_dir) if clear_dir is not None else None
     summary = extract_landmarks_for_dataset(
         dataset_dir, dataset, backend=backend, source=source, clear_dataset=clear, whole_crop=whole_crop,
-        device=resolved(ctx, "device", device), batch_size=batch_size, overwrite=overwrite)
+        device=resolved(ctx, "device", device), batch_size=batch_size, overwrite=overwrite,
+        progress=not no_progress)
     counts = ", ".join(f"{k} {v}" for k, v in sorted(summary["counts"].items()))
     used = summary["backend"] + (" (chosen by auto)" if summary["requested_backend"] == "auto" else "")
     click.echo(f"{summary['num_images']} images, backend {used}, source {summary['source']}, "

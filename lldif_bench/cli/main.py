@@ -74,5 +74,5 @@ for _module in COMMAND_MODULES:
     main.add_command(importlib.import_module(_module).command)
 
 
-if __name__ == "__main__":  # python -m lldif_bench.cli.main (runs this tree without the installed entry point)
+if __name__ == "__main__":  # python -m lldif_bench.cli.main …
     main()

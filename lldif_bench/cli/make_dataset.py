@@ -12,10 +12,12 @@ from pathlib import Path
 import click
 
 from lldif_bench.cli import make_synthetic
-from lldif_bench.cli.common import device_option, resolved, seed_option
+from lldif_bench.cli.common import device_option, no_progress_option, resolved, seed_option
 from lldif_bench.datasets import ADAPTERS
 from lldif_bench.datasets.build import build_lowlight
 from lldif_bench.datasets.ferplus_labels import PROTOCOLS as FER_PROTOCOLS
+from lldif_bench.datasets.ferplus_labels import VOTE_SOURCES
+from lldif_bench.datasets.folder import LABEL_SCHEMES
 from lldif_bench.datasets.kdef import ANOMALY_KINDS as KDEF_ANOMALIES
 from lldif_bench.datasets.kdef import PROTOCOLS as KDEF_PROTOCOLS
 
@@ -65,6 +67,7 @@ def shared_options(f):
                      help="Exit non-zero if any item was skipped (excluded KDEF anomalies excepted)."),
         click.option("--shard", default=None, metavar="I/N",
                      help="Build only part I of N (1-based); join the parts with merge-manifests."),
+        no_progress_option,
     ]
     for option in reversed(options):
         f = option(f)
@@ -83,13 +86,13 @@ def _command_line(ctx: click.Context) -> str:
 
 def _build(ctx: click.Context, adapter: str, adapter_options: dict, src: Path, out: Path, preset: str,
            seed, device, batch_size, workers, limit, image_format, jpeg_quality, landmarks, overwrite,
-           strict, shard) -> None:
+           strict, shard, no_progress) -> None:
     dataset = ADAPTERS.get(adapter)(src, **adapter_options)
     summary = build_lowlight(
         dataset, out, preset=preset, seed=resolved(ctx, "seed", seed), device=resolved(ctx, "device", device),
         batch_size=batch_size, workers=workers, limit=limit, image_format=image_format,
         jpeg_quality=jpeg_quality, shard=shard, overwrite=overwrite, strict=strict,
-        command_line=_command_line(ctx), landmarks=landmarks)
+        command_line=_command_line(ctx), landmarks=landmarks, progress=not no_progress)
     click.echo(summary.format())
 
 
@@ -99,7 +102,12 @@ def _build(ctx: click.Context, adapter: str, adapter_options: dict, src: Path, o
               help="Image/aligned (100x100 faces, what every baseline uses) or Image/original.")
 @click.pass_context
 def rafdb(ctx, images, **kw):
-    """RAF-DB basic: --src is basic/ (or raf-basic/, or the folder holding it)."""
+    """RAF-DB basic: --src is basic/ (or raf-basic/, or the folder holding it).
+
+    Also reads RAF-DB as the common mirrors ship it, DATASET/{train,test}/{1..7}/*.jpg with RAF-DB's
+    1-based labels as folder names (1 surprise, 2 fear, 3 disgust, 4 happiness, 5 sadness, 6 anger,
+    7 neutral); dataset.json records layout "folders" and label scheme "rafdb".
+    """
     _build(ctx, "rafdb", {"images": images}, **kw)
 
 
@@ -108,18 +116,34 @@ def rafdb(ctx, images, **kw):
 @click.option("--protocol", type=click.Choice(FER_PROTOCOLS.names()), default="ferplus_lldif",
               show_default=True, help="Labels and split; recorded in dataset.json.")
 @click.option("--include-valid", is_flag=True, help="Majority protocols: train on FER2013Valid too.")
+@click.option("--votes", type=click.Choice(VOTE_SOURCES), default="auto", show_default=True,
+              help="CSV layout: where the FER+ votes come from. auto = FER+'s label.csv files when they "
+                   "are beside the CSV (data/FER2013*/label.csv or FERPlus/data/…) for the majority "
+                   "protocols, else fer2013new.csv. The PNG folders always use their label.csv.")
 @click.pass_context
-def ferplus(ctx, protocol, include_valid, **kw):
+def ferplus(ctx, protocol, include_valid, votes, **kw):
     """FER2013 fer2013.csv + FERPlus fer2013new.csv, or FER+'s data/FER2013*/label.csv PNG folders.
 
     \b
-    Protocols:
-      ferplus_lldif      every FER2013 row (28,709/7,178 as the paper), FER+ plurality, 8 classes
-      ferplus_majority8  FER+ majority vote (25,045/3,137), 8 classes
-      ferplus_majority7  the same without contempt
-      fer2013_orig7      the original FER2013 labels
+    Train / test images each protocol gives on the real files (+valid: --include-valid):
+                         CSV, votes from     CSV, votes from     PNG folders
+                         fer2013new.csv      label.csv           (label.csv)
+      ferplus_lldif      28,709 / 7,178      28,709 / 7,178      28,556 / 7,152
+      ferplus_majority8  25,057 / 3,152      25,045 / 3,137      25,045 / 3,137
+        +valid           28,256 / 3,152      28,236 / 3,137      28,236 / 3,137
+      ferplus_majority7  24,938 / 3,136      24,925 / 3,122      24,925 / 3,122
+        +valid           28,124 / 3,136      28,100 / 3,122      28,100 / 3,122
+      fer2013_orig7      28,709 / 7,178      28,709 / 7,178      (needs fer2013.csv)
+
+    \b
+    ferplus_lldif      every FER2013 row (the paper's 28,709/7,178), FER+ plurality, 8 classes;
+                       the folders lack the 173 unnamed rows and 2 zero-vote images
+    ferplus_majority8  FER+ majority vote, 8 classes: the counts papers quote (25,045/3,137) come
+                       from FER+'s label.csv files; fer2013new.csv's votes differ for 1,602 images
+    ferplus_majority7  the same without contempt
+    fer2013_orig7      the original FER2013 labels
     """
-    _build(ctx, "ferplus", {"protocol": protocol, "include_valid": include_valid}, **kw)
+    _build(ctx, "ferplus", {"protocol": protocol, "include_valid": include_valid, "votes": votes}, **kw)
 
 
 @command.command("kdef")
@@ -145,7 +169,9 @@ def kdef(ctx, protocol, split_seed, split_file, exclude_anomalies, **kw):
 @command.command("folder")
 @shared_options
 @click.option("--class-names", default=None,
-              help="Comma-separated emotion of each numeric class folder 0,1,… (not needed for named folders).")
+              help=f"Numeric class folders: a label scheme ({', '.join(LABEL_SCHEMES.names())}; rafdb = folders "
+                   f"1..7 = surprise, fear, disgust, happiness, sadness, anger, neutral) or the comma-separated "
+                   f"emotion of folder 0, 1, … (not needed for named folders). Recorded in dataset.json.")
 @click.pass_context
 def folder(ctx, class_names, **kw):
     """ImageFolder: --src holds train/<class>/* and test/<class>/* (val/valid also accepted)."""

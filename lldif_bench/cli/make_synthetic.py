@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from lldif_bench.cli.common import device_option, resolved, seed_option
+from lldif_bench.cli.common import device_option, no_progress_option, resolved, seed_option
 from lldif_bench.errors import UserError
 from lldif_bench.synthetic.pair import CLEAR_DIR, LOWLIGHT_DIR, make_synthetic_pair
 from lldif_bench.synthetic.writer import MAX_IMAGES, MAX_SIZE, MIN_IMAGES, MIN_SIZE
@@ -32,9 +32,10 @@ from lldif_bench.synthetic.writer import MAX_IMAGES, MAX_SIZE, MIN_IMAGES, MIN_S
 @device_option
 @click.option("--overwrite", is_flag=True,
               help="Allow a non-empty OUT: replaces OUT/clear and OUT/lowlight; other files are left alone.")
+@no_progress_option
 @click.pass_context
 def command(ctx: click.Context, out: Path, num_images: int, size: int, preset: str, lowlight: bool,
-            workers: int, seed: int | None, device: str | None, overwrite: bool) -> None:
+            workers: int, seed: int | None, device: str | None, overwrite: bool, no_progress: bool) -> None:
     """Render a synthetic facial-expression dataset: the 7 basic expressions built from facial
     action units, with varied identities, poses, lighting and backgrounds, and ground-truth
     68-point landmarks (OUT/clear/landmarks.npz), then its low-light copy (OUT/lowlight, the
@@ -60,7 +61,7 @@ def command(ctx: click.Context, out: Path, num_images: int, size: int, preset: s
     try:
         summary, built = make_synthetic_pair(out, num_images=num_images, size=size, seed=seed, preset=preset,
                                              device=resolved(ctx, "device", device), workers=workers,
-                                             lowlight=lowlight)
+                                             lowlight=lowlight, progress=not no_progress)
     except UserError as err:
         raise click.ClickException(str(err)) from None
     click.echo(f"wrote {summary['num_train']} train + {summary['num_test']} test images "

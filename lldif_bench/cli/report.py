@@ -18,25 +18,30 @@ TABLE_CHOICES = ("1", "2", "3", "4", "5", "all")
 @click.option("--format", "fmt", type=click.Choice(("md", "csv")), default="md", show_default=True)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write here instead of printing.")
-@click.option("--aggregate", type=click.Choice(("best", "mean")), default="best", show_default=True,
-              help="Over seeds: the best run, or mean ± sample std.")
+@click.option("--aggregate", type=click.Choice(("mean", "best")), default="mean", show_default=True,
+              help="Over seeds: mean ± sample std with the number of runs n, or the best run (flatters).")
+@click.option("--all", "include_empty", is_flag=True,
+              help="List every paper cell, also for datasets without any run (as 'missing').")
 @click.option("--metric", type=click.Choice(("final", "best-epoch")), default="final", show_default=True,
               help="Our number: the final epoch's accuracy (leaderboard), or the best epoch's from each "
                    "run's results.json (picked on the test split, as the original papers report).")
 @click.option("--synthetic-reference", type=click.Choice(("rafdb", "none")), default="rafdb", show_default=True,
               help="Paper column for synthetic-data rows: the RAF-DB reference of the same condition "
                    "(a proxy), or empty.")
-def command(runs_dir: Path, table: str, fmt: str, out: Path | None, aggregate: str, metric: str,
-            synthetic_reference: str) -> None:
+def command(runs_dir: Path, table: str, fmt: str, out: Path | None, aggregate: str, include_empty: bool,
+            metric: str, synthetic_reference: str) -> None:
     """Build the paper's tables from finished runs: columns method, ours, paper, Δ, runs.
 
-    Cells without a finished run say 'missing'; the paper column is the number reported by the
-    paper (n/r where it reports none) and is never used as a result.
+    Our number is the mean ± sample std over seeds (n = runs) unless --aggregate best. Cells
+    without a finished run say 'missing'; datasets without any run are left out unless --all. The
+    paper column is the number reported by the paper (n/r where it reports none) and is never used
+    as a result.
 
     \b
     Examples:
       lldif-bench report --table all --format md
-      lldif-bench report --table 2 --aggregate mean --format csv --out table2.csv
+      lldif-bench report --table 2 --format csv --out table2.csv
+      lldif-bench report --table 1 --all --aggregate best
     """
     from lldif_bench.imageio import atomic_write_bytes
     from lldif_bench.reports.runs import apply_metric, read_leaderboard
@@ -44,8 +49,8 @@ def command(runs_dir: Path, table: str, fmt: str, out: Path | None, aggregate: s
 
     board = apply_metric(read_leaderboard(runs_dir), metric, runs_dir)
     numbers = [1, 2, 3, 4, 5] if table == "all" else [int(table)]
-    tables = build_tables(numbers, board, aggregate, synthetic_reference, metric)
-    text = to_markdown(tables, synthetic_reference) if fmt == "md" else to_csv(tables)
+    tables = build_tables(numbers, board, aggregate, synthetic_reference, metric, include_empty)
+    text = to_markdown(tables, synthetic_reference, numbers) if fmt == "md" else to_csv(tables)
     from lldif_bench.reports.epd import epd_table
 
     epd = epd_table(runs_dir)

@@ -26,7 +26,8 @@ from lldif_bench.cli.common import device_option, resolved
 @click.option("--throughput-batch", type=int, default=8, show_default=True,
               help="Batch size of the throughput measurement.")
 @click.option("--run-args", default="", help="Extra arguments for every 'lldif-bench run', e.g. '--amp'.")
-@click.option("--aggregate", type=click.Choice(("best", "mean")), default="best", show_default=True)
+@click.option("--aggregate", type=click.Choice(("mean", "best")), default="mean", show_default=True,
+              help="Over seeds: mean ± sample std with n, or the best run.")
 @device_option
 @click.pass_context
 def command(ctx, table: str, data: tuple[str, ...], runs_dir: Path, seeds: str, dry_run: bool, measure: bool,

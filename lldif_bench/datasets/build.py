@@ -23,6 +23,7 @@ from lldif_bench.datasets.base import (
     ADAPTERS,
     WORK_DIR,
     Dataset,
+    sha256_bytes,
     sha256_file,
     skip_code,
 )
@@ -37,7 +38,7 @@ from lldif_bench.datasets.manifest import (
 from lldif_bench.datasets.pipeline import PIPELINES, BuildJob, strategy_for
 from lldif_bench.datasets.record import Record
 from lldif_bench.errors import UserError
-from lldif_bench.imageio import atomic_write_bytes
+from lldif_bench.imageio import atomic_write_bytes, read_at
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,8 @@ def _plan(dataset: Dataset, limit: int | None, shard) -> tuple[list[tuple[int, R
     return planned, skips
 
 
-def _verified(rows: list[dict], out: Path, file_of: dict[str, str], card: dict | None) -> dict[int, dict]:
+def _verified(rows: list[dict], out: Path, file_of: dict[str, str | tuple[str, int, int]],
+              card: dict | None) -> dict[int, dict]:
     """Rows of an earlier run whose outputs are intact (ok rows) — kept; everything else is redone.
 
     ``file_of`` maps an item key to the file the build writes for it. Rows that live inside a
@@ -178,7 +180,13 @@ def _verified(rows: list[dict], out: Path, file_of: dict[str, str], card: dict |
             if virtual_ok:
                 kept[int(row["index"])] = row
             continue
-        path = out / file_of[row["key"]]
+        target = file_of[row["key"]]
+        if isinstance(target, tuple):  # a slot of a shared work file (see Dataset.output_slot)
+            data = read_at(out / target[0], target[1], target[2])
+            if data is not None and sha256_bytes(data) == row["dst_sha256"]:
+                kept[int(row["index"])] = row
+            continue
+        path = out / target
         if path.is_file() and sha256_file(path) == row["dst_sha256"]:
             kept[int(row["index"])] = row
     return kept
@@ -196,12 +204,12 @@ def build_lowlight(dataset: Dataset, out: Path, *, preset="paper", seed: int = 0
                    batch_size: int = 64, workers: int = 2, limit: int | None = None,
                    image_format: str = "same", jpeg_quality: int = 95, shard=None, overwrite: bool = False,
                    strict: bool = False, command_line: str = "", landmarks: str = "none",
-                   pipeline: str | None = None) -> BuildSummary:
+                   pipeline: str | None = None, progress: bool = True) -> BuildSummary:
     """Write the low-light copy of ``dataset`` under ``out``; see the module docstring.
 
     ``workers``: processes (0 or 1 on the CPU: this process). ``pipeline``: where the work runs (a
     :data:`~lldif_bench.datasets.pipeline.PIPELINES` name; None = ``chained`` on the CPU, ``staged``
-    on an accelerator). Neither changes a byte of the output."""
+    on an accelerator). Neither changes a byte of the output. ``progress``: False hides the bars."""
     from lldif_bench.device import resolve_device
 
     start = time.perf_counter()
@@ -230,7 +238,7 @@ def build_lowlight(dataset: Dataset, out: Path, *, preset="paper", seed: int = 0
 
     earlier = read_manifest(out / MANIFEST) if card is not None and (out / MANIFEST).is_file() else []
     earlier += read_journal(out / _journal_name(shard))
-    file_of = {r.relpath: dataset.output_relpath(r, image_format) for _, r in planned}
+    file_of = {r.relpath: dataset.output_slot(r) or dataset.output_relpath(r, image_format) for _, r in planned}
     kept = _verified(earlier, out, file_of, card)
     todo = [(k, r) for k, r in planned if k not in kept]
     summary = BuildSummary(out=out, shard=shard, reused=len(kept))
@@ -242,7 +250,7 @@ def build_lowlight(dataset: Dataset, out: Path, *, preset="paper", seed: int = 0
         summary.complete = True
         shutil.rmtree(out / WORK_DIR, ignore_errors=True)  # nothing to redo: leave the copy as it was
         if not (out / "landmarks.npz").is_file():
-            run_landmarks(out, landmarks, dev.type, batch_size, dataset)
+            run_landmarks(out, landmarks, dev.type, batch_size, dataset, progress)
         summary.seconds = time.perf_counter() - start
         return _check_strict(summary, strict)
 
@@ -260,7 +268,7 @@ def build_lowlight(dataset: Dataset, out: Path, *, preset="paper", seed: int = 0
                      for j, (key, reason) in enumerate(parse_skips)]
         append_journal(journal, skip_rows)
         new_rows = _run_pipeline(dataset, out, todo, preset, seed, dev, batch_size, workers, image_format,
-                                 jpeg_quality, journal, pipeline)
+                                 jpeg_quality, journal, pipeline, progress)
     rows = list(kept.values()) + skip_rows + new_rows
     summary.written = sum(r["status"] == "ok" for r in new_rows)
     summary.total = len(rows)
@@ -271,7 +279,7 @@ def build_lowlight(dataset: Dataset, out: Path, *, preset="paper", seed: int = 0
     else:
         finalize(out, dataset, rows, settings, command_line, landmarks)
         summary.complete = True
-        run_landmarks(out, landmarks, dev.type, batch_size, dataset)
+        run_landmarks(out, landmarks, dev.type, batch_size, dataset, progress)
     summary.seconds = time.perf_counter() - start
     return _check_strict(summary, strict)
 
@@ -288,7 +296,7 @@ def _check_strict(summary: BuildSummary, strict: bool) -> BuildSummary:
 
 def _run_pipeline(dataset: Dataset, out: Path, todo: list[tuple[int, Record]], preset, seed: int, dev,
                   batch_size: int, workers: int, image_format: str, jpeg_quality: int, journal,
-                  pipeline: str | None = None) -> list[dict]:
+                  pipeline: str | None = None, progress: bool = True) -> list[dict]:
     """Run the items through the pipeline (``pipeline``: a :data:`PIPELINES` name, None = by device);
     every finished row is journaled at once. Returns the rows."""
     from tqdm import tqdm
@@ -298,7 +306,7 @@ def _run_pipeline(dataset: Dataset, out: Path, todo: list[tuple[int, Record]], p
     job = BuildJob(dataset=dataset, preset=preset, seed=seed, out=out, image_format=image_format,
                    jpeg_quality=jpeg_quality, batch_size=batch_size, device=str(dev))
     rows: list[dict] = []
-    bar = tqdm(total=len(todo), unit="img", desc=f"make-dataset {dataset.name}", disable=None,
+    bar = tqdm(total=len(todo), unit="img", desc=f"make-dataset {dataset.name}", disable=None if progress else True,
                dynamic_ncols=True)
 
     def emit(new: list[dict]) -> None:
@@ -374,7 +382,7 @@ def _anomaly_report(dataset: Dataset, rows: list[dict]) -> list[dict]:
 
 
 def merge_shards(out: Path, parts: list[Path] | None = None, command_line: str = "",
-                 landmarks: str = "none") -> BuildSummary:
+                 landmarks: str = "none", progress: bool = True) -> BuildSummary:
     """Join the shard parts of a build into one finished copy under ``out``.
 
     ``parts`` are other folders (other machines' OUTs) whose files are copied into ``out`` first."""
@@ -395,6 +403,9 @@ def merge_shards(out: Path, parts: list[Path] | None = None, command_line: str =
                     if json.loads(dst.read_text()) != json.loads(path.read_text()):
                         raise UserError(f"{part} was built with other settings than {out}")
                     continue
+                if dst.exists() and dst.suffix == SLOT_SUFFIX:
+                    _merge_slots(path, dst)
+                    continue
                 shutil.copy2(path, dst)
     if not (out / SETTINGS).is_file():
         raise UserError(f"{out} holds no unfinished sharded build (no {SETTINGS}); run make-dataset "
@@ -414,13 +425,28 @@ def merge_shards(out: Path, parts: list[Path] | None = None, command_line: str =
     dataset = ADAPTERS.get(settings["adapter"])(Path(settings["source"]), **settings["options"])
     dataset.records()
     finalize(out, dataset, rows, settings, command_line, landmarks)
-    run_landmarks(out, landmarks, "cpu" if settings["device_type"] == "cpu" else "auto", 64, dataset)
+    run_landmarks(out, landmarks, "cpu" if settings["device_type"] == "cpu" else "auto", 64, dataset, progress)
     summary = BuildSummary(out=out, total=len(rows), ok=sum(r["status"] == "ok" for r in rows),
                            skipped=dict(Counter(r["status"][8:] for r in rows if r["status"] != "ok")),
                            complete=True)
     summary.reused = summary.ok
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+SLOT_SUFFIX = ".u8"  # shared work files of Dataset.output_slot
+
+
+def _merge_slots(part: Path, dst: Path) -> None:
+    """Join another machine's shared work file into ours: shards write disjoint slots and leave
+    the others as zeros (holes), so a bytewise OR keeps every shard's items."""
+    import numpy as np
+
+    a, b = np.fromfile(dst, dtype=np.uint8), np.fromfile(part, dtype=np.uint8)
+    merged = np.zeros(max(a.size, b.size), np.uint8)
+    merged[: a.size] |= a
+    merged[: b.size] |= b
+    atomic_write_bytes(dst, merged.tobytes())
 
 
 def check_landmarks(landmarks: str) -> None:
@@ -438,7 +464,7 @@ def check_landmarks(landmarks: str) -> None:
 
 
 def run_landmarks(out: Path, landmarks: str, device: str = "auto", batch_size: int = 64,
-                  source_dataset: Dataset | None = None) -> None:
+                  source_dataset: Dataset | None = None, progress: bool = True) -> None:
     """Detect landmarks on the finished low-light copy (``landmarks.npz`` beside it). The source
     dataset is passed as the clear counterpart (backends such as ``synthetic`` look beside it)."""
     if landmarks in (None, "", "none"):
@@ -447,4 +473,5 @@ def run_landmarks(out: Path, landmarks: str, device: str = "auto", batch_size: i
     from lldif_bench.landmarks import extract_landmarks_for_dataset
 
     extract_landmarks_for_dataset(out, open_dataset(out), landmarks, source="lowlight",
-                                  clear_dataset=source_dataset, device=device, batch_size=batch_size)
+                                  clear_dataset=source_dataset, device=device, batch_size=batch_size,
+                                  progress=progress)

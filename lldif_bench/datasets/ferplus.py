@@ -12,7 +12,10 @@ degradation core applies its luminance ops only and keeps one channel.
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
+import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,20 +24,24 @@ from lldif_bench.datasets.base import (
     ADAPTERS,
     WORK_DIR,
     Dataset,
+    DirIndex,
     class_names_for,
-    existing_variant,
     sha256_bytes,
 )
 from lldif_bench.datasets.ferplus_labels import (
     FER2013_NAMES,
     FERPLUS_COLUMNS,
     PROTOCOLS,
+    REAL_COUNTS,
     USAGES,
+    VOTE_SOURCES,
+    WHY_COUNTS_DIFFER,
+    label_fer2013_rows,
     parse_votes,
 )
 from lldif_bench.datasets.record import Record
 from lldif_bench.errors import UserError
-from lldif_bench.imageio import atomic_write_bytes, decode_image
+from lldif_bench.imageio import atomic_writer
 
 CSV_CANDIDATES = ("fer2013.csv", "fer2013/fer2013.csv", "icml_face_data.csv", "fer2013/icml_face_data.csv")
 NEW_CANDIDATES = ("fer2013new.csv", "FERPlus/fer2013new.csv", "FERPlus-master/fer2013new.csv")
@@ -42,6 +49,7 @@ DATA_CANDIDATES = ("data", "FERPlus/data", "FERPlus-master/data", "")
 FOLDERS = {"FER2013Train": "Training", "FER2013Valid": "PublicTest", "FER2013Test": "PrivateTest"}
 UNLABELLED = ("test.csv", "fer2013/test.csv", "train.csv", "fer2013/train.csv")
 ROW_KEY = "fer2013.csv#"
+ROWS_FILE = f"{WORK_DIR}/rows.u8"  # the low-light pixels of every row, 2,304 bytes a row
 SIDE = 48
 
 
@@ -57,6 +65,19 @@ def _data_dir(root: Path) -> str | None:
     return None
 
 
+def _csv_shape(path: Path) -> tuple[int, str, str]:
+    """(number of lines, first line without its line end, line end) of a text file, read in blocks."""
+    with open(path, "rb") as f:
+        first = f.readline()
+        lines, last = first.count(b"\n"), first[-1:]
+        for block in iter(lambda: f.read(1 << 22), b""):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    lines += bool(last) and last != b"\n"  # a last line without a line end
+    newline = "\r\n" if first.endswith(b"\r\n") else "\n"
+    return lines, first.decode("utf-8-sig", errors="replace").rstrip("\r\n"), newline
+
+
 def _read_text(path: Path) -> tuple[str, str]:
     raw = path.read_bytes().decode("utf-8-sig", errors="replace")
     newline = "\r\n" if "\r\n" in raw[:200_000] else "\n"
@@ -70,9 +91,13 @@ class FerPlus(Dataset):
     layout_hint = "fer2013.csv (or fer2013/fer2013.csv) and fer2013new.csv (or FERPlus/fer2013new.csv)"
 
     def __init__(self, root: Path, protocol: str = "ferplus_lldif", include_valid: bool = False,
-                 **options) -> None:
+                 votes: str = "auto", **options) -> None:
         root = Path(root)
         self.protocol = PROTOCOLS.get(protocol)
+        if votes not in VOTE_SOURCES:
+            raise UserError(f"--votes must be one of {', '.join(VOTE_SOURCES)}, got {votes!r}")
+        if votes != "auto":  # recorded only when chosen, so earlier builds keep their settings
+            options["votes"] = votes
         self.csv_rel = _first(root, CSV_CANDIDATES)
         self.new_rel = _first(root, NEW_CANDIDATES)
         self.data_rel = _data_dir(root)
@@ -90,14 +115,22 @@ class FerPlus(Dataset):
             raise UserError(f"protocol {protocol} needs FER+ votes: expected {root}/fer2013new.csv or "
                             f"{root}/FERPlus/fer2013new.csv (from github.com/microsoft/FERPlus); "
                             f"or use --protocol fer2013_orig7")
+        if votes == "label-csv" and self.data_rel is None:
+            raise UserError(f"--votes label-csv needs FER+'s label.csv files beside the CSV: expected "
+                            f"{root}/data/FER2013Train/label.csv (or FERPlus/data/…, from "
+                            f"github.com/microsoft/FERPlus)")
+        if votes == "fer2013new" and self.csv_rel is None:
+            raise UserError("--votes fer2013new needs fer2013.csv: the PNG folder layout takes its votes "
+                            "from its label.csv files")
         super().__init__(root, protocol=protocol, include_valid=bool(include_valid), **options)
         self.include_valid = bool(include_valid)
         self.layout = "csv" if self.csv_rel else "images"
+        self.votes = votes
         self._pixels: np.ndarray | None = None
-        self._row_of: dict[str, int] = {}
         self._csv_header = ""
         self._csv_newline = "\n"
-        self._csv_rows: list[list[str]] = []
+        self._csv_rows: list[list[str]] = []  # the non-pixel fields of each data row
+        self._bad_rows: set[int] = set()
         self._pixel_col = 1
 
     @classmethod
@@ -167,106 +200,139 @@ class FerPlus(Dataset):
             found[folder] = votes
         return found
 
+    def votes_from(self) -> str:
+        """Which file the votes come from: ``label.csv`` or ``fer2013new.csv`` (or ``none``)."""
+        if self.layout == "images":
+            return "label.csv"
+        if not self.protocol.needs_votes:
+            return "none"
+        if self.votes == "label-csv" or (self.votes == "auto" and self.protocol.per_image
+                                         and self.data_rel is not None):
+            return "label.csv"
+        return "fer2013new.csv"
+
+    def real_counts(self) -> dict[str, int] | None:
+        """Train/test images this protocol gives on the full real FER+ files with this layout and
+        vote source (None where not tabulated: fer2013_orig7 needs no votes, 28,709 / 7,178)."""
+        if self.protocol.name == "fer2013_orig7":
+            return {"train": 28_709, "test": 7_178}
+        table = REAL_COUNTS.get((self.layout, self.votes_from()), {})
+        found = table.get((self.protocol.name, self.include_valid)) or table.get((self.protocol.name, False))
+        return None if found is None else {"train": found[0], "test": found[1]}
+
     def _scan_csv(self) -> list[Record]:
-        text, self._csv_newline = _read_text(self.root / self.csv_rel)
-        reader = csv.reader(io.StringIO(text))
-        raw_header = next(reader, None)
-        if raw_header is None:
-            raise UserError(f"{self.root / self.csv_rel} is empty")
-        header = [h.strip() for h in raw_header]
-        missing = {"emotion", "pixels", "Usage"} - set(header)
-        if missing:
-            raise UserError(f"{self.root / self.csv_rel}: header {header} lacks {sorted(missing)}; expected "
-                            f"emotion,pixels,Usage (fer2013.csv) or emotion, Usage, pixels (icml_face_data.csv)")
-        self._csv_header = text.splitlines()[0]
-        col = {h: i for i, h in enumerate(header)}
-        self._pixel_col = col["pixels"]
+        """Stream ``fer2013.csv`` once: pixels into one uint8 array (83 MB for the real file), the
+        other fields kept per row; the file's text is never held whole (it is 300 MB)."""
+        path = self.root / self.csv_rel
+        n_lines, self._csv_header, self._csv_newline = _csv_shape(path)
+        with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+            reader = csv.reader(f)
+            raw_header = next(reader, None)
+            if raw_header is None:
+                raise UserError(f"{path} is empty")
+            header = [h.strip() for h in raw_header]
+            missing = {"emotion", "pixels", "Usage"} - set(header)
+            if missing:
+                raise UserError(f"{path}: header {header} lacks {sorted(missing)}; expected emotion,pixels,Usage "
+                                f"(fer2013.csv) or emotion, Usage, pixels (icml_face_data.csv)")
+            col = {h: i for i, h in enumerate(header)}
+            self._pixel_col = col["pixels"]
+            pixels = np.zeros((max(n_lines - 1, 0), SIDE, SIDE, 1), np.uint8)
+            rows: list[tuple[int, str] | None] = []
+            self._csv_rows, self._bad_rows = [], set()
+            for fields in reader:
+                if not fields:  # blank line
+                    continue
+                i = len(rows)
+                try:
+                    emotion, usage = self._parse_row(fields, header, col, pixels[i, :, :, 0])
+                except ValueError as err:
+                    self._skip(f"{ROW_KEY}{i}", "malformed-label", f"{self.csv_rel} data row {i}: {err}")
+                    self._bad_rows.add(i)
+                    self._csv_rows.append(fields)
+                    rows.append(None)
+                    continue
+                self._csv_rows.append([x if j != self._pixel_col else "" for j, x in enumerate(fields)])
+                rows.append((emotion, usage))
         new_rows = self._new_rows()
-        rows = [r for r in reader]
-        rows = [r for r in rows if r]  # blank lines
         if new_rows and len(new_rows) < len(rows):
             raise UserError(f"{self.new_rel} has {len(new_rows)} rows but {self.csv_rel} has {len(rows)}; "
                             f"they must hold the same images in the same order")
         # fewer fer2013.csv rows than votes: a copy made with --limit (a prefix of the rows)
-        label_votes = self._label_csv_votes() if self.protocol.name.startswith("ferplus_majority") else {}
-        last_row_of_name = {}
-        for i, (_, name, _) in enumerate(new_rows):
-            if name:
-                last_row_of_name[name] = i
-        pixels = np.zeros((len(rows), SIDE, SIDE, 1), np.uint8)
+        label_votes = None
+        if self.votes_from() == "label.csv":
+            label_votes = {FOLDERS[folder]: v for folder, v in self._label_csv_votes().items()}
         records: list[Record] = []
-        self._csv_rows = []
-        self._bad_rows: set[int] = set()
-        for i, fields in enumerate(rows):
-            key = f"{ROW_KEY}{i}"
-            self._csv_rows.append(fields)
-            try:
-                if len(fields) != len(header):
-                    raise ValueError(f"expected {len(header)} fields, got {len(fields)}")
-                emotion = int(fields[col["emotion"]])
-                if not 0 <= emotion <= 6:
-                    raise ValueError(f"emotion {emotion} is not 0..6")
-                usage = fields[col["Usage"]].strip()
-                if usage not in USAGES:
-                    raise ValueError(f"Usage {usage!r} is not one of {', '.join(USAGES)}")
-                values = np.array(fields[self._pixel_col].split(), dtype=np.int64)
-                if values.size != SIDE * SIDE or values.min() < 0 or values.max() > 255:
-                    raise ValueError(f"pixels: expected {SIDE * SIDE} integers 0..255, got {values.size}")
-            except ValueError as err:
-                self._skip(key, "malformed-label", f"{self.csv_rel} data row {i}: {err}")
-                self._bad_rows.add(i)
+        labelled = label_fer2013_rows(rows, new_rows, self.protocol, self.include_valid, label_votes)
+        for i, (row, found) in enumerate(zip(rows, labelled)):
+            if found is None:
                 continue
-            pixels[i, :, :, 0] = values.reshape(SIDE, SIDE)
-            self._csv_rows[i] = [f if j != self._pixel_col else "" for j, f in enumerate(fields)]
-            votes, name, exclude = None, None, ""
-            if new_rows:
-                _usage_new, name, votes = new_rows[i]
-                if name is not None and self.protocol.name.startswith("ferplus_majority"):
-                    if not name:
-                        exclude = "no-image-name"
-                    elif last_row_of_name.get(name) != i:
-                        exclude = "duplicate-name"
-                    elif label_votes:
-                        folder = next((f for f, u in FOLDERS.items() if u == usage), None)
-                        votes = label_votes.get(folder, {}).get(name)
-            lab = self.protocol.rule(emotion, votes, usage, self.include_valid)
-            exclude = exclude or lab.excluded
-            extra = {"row": i, "usage": usage, "image_name": name or ""}
-            if exclude:
-                self._extra.append(Record(relpath=key, label=-1, split="unused", native_label=exclude,
-                                          extra=extra))
+            lab, name = found
+            extra = {"row": i, "usage": row[1], "image_name": name}
+            if lab.excluded:
+                self._extra.append(Record(relpath=f"{ROW_KEY}{i}", label=-1, split="unused",
+                                          native_label=lab.excluded, extra=extra))
             else:
-                records.append(Record(relpath=key, label=lab.label, split=lab.split, native_label=lab.native,
-                                      extra=extra))
-        self._pixels = pixels
+                records.append(Record(relpath=f"{ROW_KEY}{i}", label=lab.label, split=lab.split,
+                                      native_label=lab.native, extra=extra))
+        self._pixels = pixels[: len(rows)]
         return records
 
+    def _parse_row(self, fields: list[str], header: list[str], col: dict[str, int],
+                   out: np.ndarray) -> tuple[int, str]:
+        """Check one data row and write its pixels into ``out``; ValueError says what is wrong."""
+        if len(fields) != len(header):
+            raise ValueError(f"expected {len(header)} fields, got {len(fields)}")
+        emotion = int(fields[col["emotion"]])
+        if not 0 <= emotion <= 6:
+            raise ValueError(f"emotion {emotion} is not 0..6")
+        usage = fields[col["Usage"]].strip()
+        if usage not in USAGES:
+            raise ValueError(f"Usage {usage!r} is not one of {', '.join(USAGES)}")
+        try:
+            with warnings.catch_warnings():  # numpy < 2.3 only warns (and stops) at a non-number
+                warnings.simplefilter("error", DeprecationWarning)
+                values = np.fromstring(fields[self._pixel_col], dtype=np.int64, sep=" ")
+        except (ValueError, DeprecationWarning):
+            raise ValueError(f"pixels: expected {SIDE * SIDE} integers 0..255, found text that is not "
+                             f"a number") from None
+        if values.size != SIDE * SIDE:
+            raise ValueError(f"pixels: expected {SIDE * SIDE} integers 0..255, got {values.size}")
+        if values.min() < 0 or values.max() > 255:
+            raise ValueError(f"pixels: expected {SIDE * SIDE} integers 0..255, got values "
+                             f"{values.min()}..{values.max()}")
+        out[...] = values.reshape(SIDE, SIDE)
+        return emotion, usage
+
     def _scan_images(self) -> list[Record]:
+        """Records of FER+'s PNG folders: each label.csv row whose image exists, and a skip for each
+        file a folder holds that its label.csv does not list. Each folder is listed once, so this
+        is linear in the number of files (35,710 in the real layout)."""
         if self.protocol.needs_fer2013:
             raise UserError(f"protocol {self.protocol.name} needs {self.root}/fer2013.csv")
         base_rel = self.data_rel
         records: list[Record] = []
+        index = DirIndex()
         for folder, votes in self._label_csv_votes().items():
             usage = FOLDERS[folder]
             prefix = f"{base_rel}/{folder}" if base_rel else folder
-            listed = set()
+            listed_stems = set()
+            folder_path = self.root / prefix
             for name, v in votes.items():
-                rel = f"{prefix}/{name}"
-                listed.add(name)
-                found = existing_variant(self.root / rel)
+                listed_stems.add(os.path.splitext(name)[0])
+                found = index.find_name(folder_path, name)
                 if found is None:
-                    self._skip(rel, "missing-file", f"{self.root / rel}: listed in {prefix}/label.csv")
+                    self._skip(f"{prefix}/{name}", "missing-file", f"{folder_path / name}: listed in {prefix}/label.csv")
                     continue
-                rel = str(found.relative_to(self.root))
+                rel = f"{prefix}/{found}"
                 lab = self.protocol.rule(None, v, usage, self.include_valid)
                 if lab.excluded:
                     self._extra.append(Record(relpath=rel, label=-1, split="unused", native_label=lab.excluded))
                 else:
                     records.append(Record(relpath=rel, label=lab.label, split=lab.split, native_label=lab.native))
-            for path in sorted((self.root / prefix).iterdir()):
-                stem_names = {Path(n).stem for n in listed}
-                if path.is_file() and path.name != "label.csv" and path.stem not in stem_names:
-                    rel = str(path.relative_to(self.root))
+            for name in sorted(index.names(self.root / prefix)):
+                if name != "label.csv" and os.path.splitext(name)[0] not in listed_stems:
+                    rel = f"{prefix}/{name}"
                     self._skip(rel, "not-in-label-file", f"{rel}: not listed in {prefix}/label.csv")
         records.sort(key=lambda r: r.relpath)
         self._extra.sort(key=lambda r: r.relpath)
@@ -285,20 +351,26 @@ class FerPlus(Dataset):
     def load(self, record: Record) -> np.ndarray:
         if self.layout == "images":
             return super().load(record)
-        self.records()
+        self._scanned()
         return self._pixels[self._row(record)].copy()
 
     def read_source(self, record: Record) -> tuple[np.ndarray, str]:
         if self.layout == "images":
             return super().read_source(record)
-        self.records()
+        self._scanned()
         img = self._pixels[self._row(record)]
         return img.copy(), sha256_bytes(img.tobytes())
 
     def output_relpath(self, record: Record, image_format: str = "same") -> str:
         if self.layout == "images":
             return super().output_relpath(record, image_format)
-        return f"{WORK_DIR}/rows/{self._row(record)}.png"  # lossless; assembled into the CSV at the end
+        return ROWS_FILE  # assembled into the CSV at the end
+
+    def output_slot(self, record: Record) -> tuple[str, int, int] | None:
+        """CSV rows: 2,304 raw pixel bytes each, at ``row × 2,304`` of one work file."""
+        if self.layout == "images":
+            return None
+        return ROWS_FILE, self._row(record) * SIDE * SIDE, SIDE * SIDE
 
     def virtual_output(self, record: Record) -> str | None:
         return f"{self.csv_rel}#{self._row(record)}" if self.layout == "csv" else None
@@ -317,29 +389,43 @@ class FerPlus(Dataset):
         return files
 
     def finalize_copy(self, out: Path, rows: list[dict]) -> dict[str, str]:
+        """The low-light ``fer2013.csv``, written row by row (never held whole) beside its hash."""
         if self.layout != "csv":
             return {}
         done = {int(r["key"][len(ROW_KEY):]) for r in rows if r["status"] == "ok"}
         last = max((int(r["key"][len(ROW_KEY):]) for r in rows if r["key"].startswith(ROW_KEY)), default=-1)
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator=self._csv_newline)
-        buf.write(self._csv_header + self._csv_newline)
         for i in range(last + 1):
-            fields = list(self._csv_rows[i])
             if i not in done and i not in self._bad_rows:
                 raise UserError(f"cannot assemble {self.csv_rel}: row {i} has no low-light image")
-            if i in done:
-                path = out / WORK_DIR / "rows" / f"{i}.png"
-                img = decode_image(path.read_bytes(), name=str(path))
-                fields[self._pixel_col] = " ".join(map(str, img.reshape(-1).tolist()))
-            writer.writerow(fields)
-        data = buf.getvalue().encode()
-        atomic_write_bytes(out / self.csv_rel, data)
-        return {self.csv_rel: sha256_bytes(data)}
+        sha = hashlib.sha256()
+        size = SIDE * SIDE
+        pixels = np.memmap(out / ROWS_FILE, dtype=np.uint8, mode="r") if done else np.zeros(0, np.uint8)
+        with atomic_writer(out / self.csv_rel) as f:
+            def put(text: str) -> None:
+                data = text.encode()
+                sha.update(data)
+                f.write(data)
+
+            put(self._csv_header + self._csv_newline)
+            buf = io.StringIO()
+            writer = csv.writer(buf, lineterminator=self._csv_newline)
+            for i in range(last + 1):
+                fields = list(self._csv_rows[i])
+                if i in done:
+                    fields[self._pixel_col] = " ".join(map(str, pixels[i * size:(i + 1) * size].tolist()))
+                writer.writerow(fields)
+                if buf.tell() > 1 << 20 or i == last:
+                    put(buf.getvalue())
+                    buf.seek(0)
+                    buf.truncate()
+            del pixels
+        return {self.csv_rel: sha.hexdigest()}
 
     def describe(self) -> dict:
         return {"protocol": self.protocol.name, "protocol_help": PROTOCOLS.help(self.protocol.name),
                 "layout": self.layout, "fer2013_csv": self.csv_rel, "fer2013new_csv": self.new_rel,
+                "votes_from": self.votes_from(),
+                "counts_on_the_real_files": self.real_counts(), "why_counts_differ": WHY_COUNTS_DIFFER,
                 "include_valid": self.include_valid, "native_order": self.native_class_names,
                 "grey": "48x48 single channel; white balance is not applied to grey images"}
 

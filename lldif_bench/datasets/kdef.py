@@ -206,6 +206,16 @@ class Kdef(Dataset):
         self.records()
         return "".join(f"{rel} {split}\n" for rel, split in sorted(self._splits.items()))
 
+    def _anomalies_of(self) -> dict[str, list[dict]]:
+        """Parse-time anomalies by relpath (built once: a look-up per item, not a scan)."""
+        self._scanned()
+        if getattr(self, "_anomaly_index", None) is None or self._anomaly_index[0] is not self.anomalies:
+            by_rel: dict[str, list[dict]] = {}
+            for a in self.anomalies:
+                by_rel.setdefault(a["relpath"], []).append(a)
+            self._anomaly_index = (self.anomalies, by_rel)
+        return self._anomaly_index[1]
+
     def image_anomalies(self, image: np.ndarray) -> list[tuple[str, str]]:
         """(kind, text) of what is odd about an image's pixels."""
         found = []
@@ -223,7 +233,7 @@ class Kdef(Dataset):
         """The image and its hash; an anomaly of an excluded kind makes it a skip with the reason."""
         image, sha = super().read_source(record)
         if self.exclude_anomalies:
-            found = [(a["kind"], a["detail"]) for a in self.anomalies if a["relpath"] == record.relpath]
+            found = [(a["kind"], a["detail"]) for a in self._anomalies_of().get(record.relpath, ())]
             found += self.image_anomalies(image)
             reasons = [f"{kind}: {text}" for kind, text in found if kind in self.exclude_anomalies]
             if reasons:

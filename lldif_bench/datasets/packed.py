@@ -180,34 +180,40 @@ def _build(dataset: Any, records: list, image_size: int, target: Path, fp: str, 
     n = len(records)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
-        images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8,
-                                           shape=(n, image_size, image_size, 3))
         valid = np.zeros(n, dtype=bool)
         src_hw = np.zeros((n, 2), dtype=np.float32)
         skipped: dict[str, int] = {}
         examples: list[str] = []
+        blank = np.zeros((image_size, image_size, 3), np.uint8)
 
-        def work(i: int) -> tuple[int, str | None]:
+        def work(i: int) -> tuple[np.ndarray | None, str | None]:
             try:
                 img = dataset.load(records[i])
             except (OSError, ValueError, cv2.error) as err:  # undecodable / missing: a counted skip
-                return i, f"{type(err).__name__}: {err}"
+                return None, f"{type(err).__name__}: {err}"
             src_hw[i] = img.shape[:2]
-            images[i] = resize_rgb(np.asarray(img, dtype=np.uint8), image_size)
-            return i, None
+            return resize_rgb(np.asarray(img, dtype=np.uint8), image_size), None
 
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            results = pool.map(work, range(n))
-            for i, err in tqdm(results, total=n, desc=f"packing {n} images at {image_size}px", unit="img",
-                               disable=not progress, leave=False):
-                if err is None:
-                    valid[i] = True
-                else:
-                    kind = err.split(":", 1)[0]
-                    skipped[kind] = skipped.get(kind, 0) + 1
-                    if len(examples) < 5:
-                        examples.append(f"{records[i].relpath}: {err}")
-        images.flush()
+        # images.npy is written front to back in chunks (not through a writable memmap, whose dirty
+        # pages would all count as this process's memory): memory stays bounded at any size
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype(np.uint8)), "fortran_order": False,
+                  "shape": (n, image_size, image_size, 3)}
+        chunk = 512
+        with open(tmp / "images.npy", "wb") as f, ThreadPoolExecutor(max_workers=max(1, workers)) as pool, \
+                tqdm(total=n, desc=f"packing {n} images at {image_size}px", unit="img", disable=not progress,
+                     leave=False) as bar:
+            np.lib.format.write_array_header_1_0(f, header)
+            for start in range(0, n, chunk):
+                for i, (img, err) in zip(range(start, n), pool.map(work, range(start, min(start + chunk, n)))):
+                    f.write((blank if img is None else img).tobytes())
+                    if err is None:
+                        valid[i] = True
+                    else:
+                        kind = err.split(":", 1)[0]
+                        skipped[kind] = skipped.get(kind, 0) + 1
+                        if len(examples) < 5:
+                            examples.append(f"{records[i].relpath}: {err}")
+                bar.update(min(chunk, n - start))
         if skipped:
             log.warning("packing skipped %d of %d images that could not be read (%s); e.g. %s",
                         n - int(valid.sum()), n, skipped, examples[0])

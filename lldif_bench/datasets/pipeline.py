@@ -43,12 +43,12 @@ from typing import Any
 import cv2
 import numpy as np
 
-from degradations.files import encode_degraded
+from degradations.files import encode_degraded, jpeg_round_trip
 from lldif_bench.datasets.base import Dataset, SkipItem, sha256_bytes
 from lldif_bench.datasets.manifest import make_row
 from lldif_bench.datasets.record import Record
 from lldif_bench.errors import UserError
-from lldif_bench.imageio import atomic_write_bytes, image_format_of
+from lldif_bench.imageio import atomic_write_bytes, image_format_of, write_at
 from lldif_bench.registry import Registry
 
 Item = tuple[int, Record]  # (plan index, record)
@@ -157,10 +157,18 @@ def encode_item(job: BuildJob, index: int, record: Record, info: dict, low: np.n
     relpath = job.dataset.output_relpath(record, job.image_format)
     sampled_quality = info["params"].get("jpeg_quality")
     recompress = bool(job.preset.jpeg_recompress and sampled_quality)
-    data = encode_degraded(low, image_format_of(relpath), int(sampled_quality or job.jpeg_quality),
-                           recompress=recompress)
+    quality = int(sampled_quality or job.jpeg_quality)
+    slot = job.dataset.output_slot(record)
     try:
-        atomic_write_bytes(job.out / relpath, data)
+        if slot is None:
+            data = encode_degraded(low, image_format_of(relpath), quality, recompress=recompress)
+            atomic_write_bytes(job.out / relpath, data)
+        else:  # raw pixels (lossless, as a PNG would be) at the item's offset of a shared work file
+            relpath, offset, size = slot
+            data = np.ascontiguousarray(jpeg_round_trip(low, quality) if recompress else low).tobytes()
+            if len(data) != size:
+                raise ValueError(f"{record.relpath}: {len(data)} output bytes for a slot of {size}")
+            write_at(job.out / relpath, offset, data)
     except OSError as err:  # disk full, permissions: stop (every later write would fail too)
         raise UserError(f"cannot write {job.out / relpath}: {err.strerror or err}; fix that and run the same "
                         f"command again to resume") from None

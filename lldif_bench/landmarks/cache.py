@@ -16,6 +16,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,6 +120,15 @@ def load_landmarks(root: str | Path) -> dict[str, tuple[np.ndarray, float, str]]
     table = read_landmarks(root if root.suffix == ".npz" else root / LANDMARKS_FILE)
     return {key: (table.points[i], float(table.confidence[i]), table.status[i])
             for i, key in enumerate(table.relpath)}
+
+
+def describe_landmark_file(path: str | Path) -> str:
+    """One line for logs and run configs: which backend made ``path`` and how its points were found,
+    e.g. ``/d/landmarks.npz: dlib, 3990 whole-crop, 10 fallback-mean-shape``."""
+    table = read_landmarks(path)
+    counts = Counter(table.status)
+    backend = table.meta.get("backend") or "unknown backend"
+    return f"{path}: {backend}, " + ", ".join(f"{n} {status}" for status, n in counts.most_common())
 
 
 def align_to_records(table: LandmarkTable, relpaths: Sequence[str]) -> LandmarkTable:

@@ -308,7 +308,7 @@ def save_plan(plan: list[PlannedRun], path: Path) -> Path:
     return path
 
 
-def execute_plan(plan: list[PlannedRun], runs_dir: Path, table: int, aggregate: str = "best") -> list[Path]:
+def execute_plan(plan: list[PlannedRun], runs_dir: Path, table: int, aggregate: str = "mean") -> list[Path]:
     """Run every planned run that is not done through ``lldif-bench run`` (in this process), each
     resumed when partial, then write ``runs_dir/table<N>.md`` and ``.csv``. Returns the paths written."""
     import click
@@ -335,6 +335,6 @@ def execute_plan(plan: list[PlannedRun], runs_dir: Path, table: int, aggregate: 
         run.status = "done"
     frame = build_table(get_table(table), read_leaderboard(runs_dir), aggregate)  # type: ignore[arg-type]
     md, csv = runs_dir / f"table{table}.md", runs_dir / f"table{table}.csv"
-    atomic_write_bytes(md, to_markdown(frame).encode())
+    atomic_write_bytes(md, to_markdown(frame, numbers=[table]).encode())
     atomic_write_bytes(csv, to_csv(frame).encode())
     return [md, csv]

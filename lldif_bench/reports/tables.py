@@ -2,9 +2,10 @@
 
 A :class:`TableSpec` names a table's condition, datasets and (for Table 5) LLDif variants; its cells
 (method × dataset) are exactly the cells the paper reports (``paper_reference.csv``). The builder puts
-our number (best over seeds, or mean ± std) beside the paper's, with Δ = ours − paper and the number
-of runs. A cell without a finished run is marked ``missing``, never filled; a paper cell the paper
-does not report is ``n/r``. Leaderboard rows for other methods on the same dataset/condition (e.g.
+our number (mean ± sample std over seeds by default, or the best seed) beside the paper's, with
+Δ = ours − paper and the number of runs n. A cell without a finished run is marked ``missing``, never
+filled; a paper cell the paper does not report is ``n/r``. A dataset block without any run in the
+table's condition is left out unless ``include_empty`` asks for every paper cell. Leaderboard rows for other methods on the same dataset/condition (e.g.
 ``resnet18``) are listed after the paper's rows, with paper ``n/r``.
 
 Synthetic-data rows (``dataset = synthetic``, the demo's) form their own block in every table of
@@ -47,6 +48,8 @@ METHOD_NAMES = {
     "arm": "ARM", "posterpp": "POSTER++", "rul": "RUL", "dan": "DAN", "scn": "SCN", "eac": "EAC",
     "manet": "MANet", "dacl": "DACL", "lldif": "LLDif (ours)", "resnet18": "ResNet-18",
 }
+TABLE_COLUMNS = ("table", "dataset", "condition", "method", "method_key", "variant", "ours", "ours_std", "paper",
+                 "paper_ref", "delta", "runs", "seeds", "aggregate", "metric")
 MARK_MISSING = "missing"
 MARK_NOT_REPORTED = "n/r"
 
@@ -159,13 +162,22 @@ def _extra_cells(board: pd.DataFrame, spec: TableSpec, dataset: str, known: list
     return extra
 
 
-def build_table(spec: TableSpec, board: pd.DataFrame, aggregate: Aggregate = "best",
-                synthetic_reference: str = "rafdb", metric: str = "final") -> pd.DataFrame:
+def _has_runs(board: pd.DataFrame, spec: TableSpec, dataset: str) -> bool:
+    """Whether the leaderboard holds a run that this table's block for ``dataset`` could show."""
+    hit = board[(board.dataset == dataset) & (board.condition == spec.condition)]
+    return bool(len(hit[hit.method == "lldif"] if spec.ablation else hit))
+
+
+def build_table(spec: TableSpec, board: pd.DataFrame, aggregate: Aggregate = "mean",
+                synthetic_reference: str = "rafdb", metric: str = "final",
+                include_empty: bool = False) -> pd.DataFrame:
     """One table as a long frame (one row per method × dataset).
 
     Columns: table, dataset, condition, method, method_key, variant, ours (float or ``missing``),
     ours_std, paper (float or ``n/r``), paper_ref, delta, runs, seeds, aggregate.
-    ``board`` is :func:`lldif_bench.reports.runs.read_leaderboard`'s frame.
+    ``board`` is :func:`lldif_bench.reports.runs.read_leaderboard`'s frame. Datasets without any
+    run in the table's condition are left out unless ``include_empty`` (then every paper cell has
+    a row, ``missing`` where no run exists); the frame may be empty.
     """
     if aggregate not in AGGREGATES:
         raise UserError(f"unknown aggregate {aggregate!r}; use one of {', '.join(AGGREGATES)}")
@@ -174,9 +186,11 @@ def build_table(spec: TableSpec, board: pd.DataFrame, aggregate: Aggregate = "be
     paper_cells = spec.cells()
     blocks: list[tuple[str, list[Cell]]] = []
     for dataset in spec.datasets:
+        if not include_empty and not _has_runs(board, spec, dataset):
+            continue
         known = [c for c in paper_cells if c.dataset == dataset]
         blocks.append((dataset, known + _extra_cells(board, spec, dataset, known)))
-    if (board.dataset == SYNTHETIC).any():
+    if _has_runs(board, spec, SYNTHETIC) or (include_empty and (board.dataset == SYNTHETIC).any()):
         proxy = [Cell(c.method, SYNTHETIC, spec.condition, c.variant) for c in paper_cells
                  if c.dataset == spec.datasets[0]]
         blocks.append((SYNTHETIC, proxy + _extra_cells(board, spec, SYNTHETIC, proxy)))
@@ -209,19 +223,24 @@ def build_table(spec: TableSpec, board: pd.DataFrame, aggregate: Aggregate = "be
                 "aggregate": "best over seeds" if aggregate == "best" else "mean ± std over seeds",
                 "metric": metric,
             })
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
 
-def build_tables(numbers: list[int], board: pd.DataFrame, aggregate: Aggregate = "best",
-                 synthetic_reference: str = "rafdb", metric: str = "final") -> pd.DataFrame:
+def build_tables(numbers: list[int], board: pd.DataFrame, aggregate: Aggregate = "mean",
+                 synthetic_reference: str = "rafdb", metric: str = "final",
+                 include_empty: bool = False) -> pd.DataFrame:
     """Several tables stacked (the ``table`` column tells them apart)."""
-    return pd.concat([build_table(get_table(n), board, aggregate, synthetic_reference, metric) for n in numbers],
-                     ignore_index=True)
+    frames = [build_table(get_table(n), board, aggregate, synthetic_reference, metric, include_empty)
+              for n in numbers]
+    return pd.concat([f for f in frames if len(f)] or [pd.DataFrame(columns=TABLE_COLUMNS)], ignore_index=True)
 
 
 def _fmt_ours(row) -> str:
+    """``79.00 ± 1.00`` for a mean over seeds (n in its own column), ``80.00 (best)`` for the best seed."""
     if isinstance(row.ours, str):
         return row.ours
+    if row.aggregate.startswith("best"):
+        return f"{row.ours:.2f}" + (" (best)" if row.runs > 1 else "")
     if isinstance(row.ours_std, float) and not math.isnan(row.ours_std):
         return f"{row.ours:.2f} ± {row.ours_std:.2f}"
     return f"{row.ours:.2f}"
@@ -234,28 +253,38 @@ def _fmt_paper(row) -> str:
 
 
 def display_frame(table: pd.DataFrame) -> pd.DataFrame:
-    """The human-readable columns: dataset, method, ours, paper, Δ, runs."""
+    """The human-readable columns: dataset, method, ours, paper, Δ, n (runs)."""
     return pd.DataFrame({
         "dataset": table.dataset,
         "method": table.method,
         "ours": [_fmt_ours(r) for r in table.itertuples()],
         "paper": [_fmt_paper(r) for r in table.itertuples()],
         "Δ": ["" if math.isnan(d) else f"{d:+.2f}" for d in table.delta.astype(float)],
-        "runs": table.runs.astype(int),
+        "n": table.runs.astype(int),
     })
 
 
-def to_markdown(tables: pd.DataFrame, synthetic_reference: str = "rafdb") -> str:
-    """Markdown with one section per table, each stating the aggregate and the paper column's source."""
+def to_markdown(tables: pd.DataFrame, synthetic_reference: str = "rafdb",
+                numbers: list[int] | None = None) -> str:
+    """Markdown with one section per table, each stating the aggregate and the paper column's source.
+
+    A table of ``numbers`` without any row (no run on its datasets) gets a one-line section saying so.
+    """
     out = []
-    for number, table in tables.groupby("table", sort=True):
-        spec = get_table(int(number))
-        agg = table["aggregate"].iloc[0] if len(table) else ""
+    by_number = {int(n): t for n, t in tables.groupby("table", sort=True)} if len(tables) else {}
+    for number in sorted(set(by_number) | set(numbers or [])):
+        spec = get_table(number)
         out.append(f"### Table {number}: {spec.title}\n")
-        metric = table["metric"].iloc[0] if len(table) else "final"
+        table = by_number.get(number)
+        if table is None:
+            out.append(f"No finished run on this table's datasets ({', '.join(spec.datasets)} or synthetic) "
+                       "in its condition; `--all` lists the paper's cells as missing.\n")
+            continue
+        agg = table["aggregate"].iloc[0]
+        metric = table["metric"].iloc[0]
         which = "final-epoch" if metric == "final" else "best-epoch (test-selected, as the papers report)"
         notes = [f"ours = {which} top-1 accuracy (%), {agg}", f"paper = {SOURCE} ({MARK_NOT_REPORTED} = not reported)",
-                 f"{MARK_MISSING} = no finished run", "Δ = ours − paper"]
+                 f"{MARK_MISSING} = no finished run", "Δ = ours − paper", "n = runs (seeds)"]
         if (table.dataset.str.contains("synthetic")).any():
             proxy = "Table 5's own numbers" if spec.ablation else "RAF-DB reference of the same condition"
             notes.append("synthetic rows: paper column = " + (

@@ -57,7 +57,7 @@ def make_synthetic_pair(out: Path, *, num_images: int = 700, size: int = 100, se
     if not lowlight:
         return summary, None
     built = build_lowlight(open_dataset(clear), out / LOWLIGHT_DIR, preset=preset, seed=seed, device=device,
-                           workers=workers, landmarks="synthetic",
+                           workers=workers, landmarks="synthetic", progress=progress,
                            command_line=f"make_synthetic_pair(num_images={num_images}, size={size}, "
                                         f"seed={seed}, preset={preset!r})")
     return summary, built

