@@ -1,16 +1,22 @@
-"""LLDif cost benchmark (issue 4 item 6): parameters, training cost vs ResNet-18, inference vs T.
+"""LLDif cost benchmark (issues 4 and 17): parameters, training cost vs ResNet-18, inference vs T.
 
-Prints, for each chosen config (default ``base`` and ``fast``) at 112×112 on the chosen device:
+Prints, for each chosen config (default ``cpu``) at ``--size`` (default 56, the demo's size) on the
+chosen device:
 
 1. parameter counts (whole training model; deployed label-free model; ResNet-18 with a 7-way head);
-2. training cost per image of a stage-2b step (frozen teacher, chain, LLformer) and of a stage-1
-   step against ResNet-18 + CE (goal: ≤ 3× ResNet-18): measured forward+backward images/s, or with
-   ``--flops`` counted GFLOP per image with a per-part breakdown of stage 2b (load-independent);
-3. label-free inference cost at T = 1, 2, 4, 8, 50 relative to the stage-1 forward (LA-CLIP +
+2. training wall time per image of a step of every stage (0: LA-CLIP; 1: teacher + LLformer; 2a:
+   frozen teacher + chain; 2b: frozen teacher, chain, LLformer) ÷ ResNet-18's forward+backward at the
+   same size and batch, timed side by side (the steps alternate, medians are compared, so a change
+   of load hits both; goal: ≤ 3× for every stage); or with ``--flops`` counted GFLOP per image with a
+   per-part breakdown of stage 2b (load-independent);
+3. peak memory of ResNet-18's and each config's stage-1 and stage-2b training steps, each measured
+   in a fresh process (CPU: peak RSS; CUDA: peak allocated);
+4. label-free inference cost at T = 1, 2, 4, 8, 50 relative to the stage-1 forward (LA-CLIP +
    PNET_s1 + LLformer, no grad) and to the LLformer alone (goal: T = 4 ≤ 1.3× the stage-1 forward).
 
-    python benchmarks/bench_lldif.py --config base,fast --device cpu --batch 8 --iters 3
-    python benchmarks/bench_lldif.py --config base,fast --flops --batch 2
+    python benchmarks/bench_lldif.py                                  # cpu preset at 56 px, batch 64
+    python benchmarks/bench_lldif.py --config base,fast --size 112 --batch 8 --iters 3
+    python benchmarks/bench_lldif.py --config base,fast --size 112 --flops --batch 2
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import torchvision
 from lldif_bench.device import flush_cpu_subnormals, resolve_device
 from lldif_bench.models.lldif import build
 from lldif_bench.models.lldif.diffusion import EPDDiffusion
+from lldif_bench.models.lldif.model import STAGES
 
 K = 7
 
@@ -33,6 +40,22 @@ K = 7
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def interleaved(fns: dict, device, iters: int, warmup: int = 1) -> dict:
+    """Median seconds per call of each function, the calls alternating (side by side under one load)."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict = {k: [] for k in fns}
+    for _ in range(iters):
+        for key, fn in fns.items():
+            sync(device)
+            t0 = time.perf_counter()
+            fn()
+            sync(device)
+            times[key].append(time.perf_counter() - t0)
+    return {k: sorted(v)[len(v) // 2] for k, v in times.items()}
 
 
 def timed(fn, device, iters: int, warmup: int = 1) -> float:
@@ -91,19 +114,79 @@ def count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def bench_config(name: str, args, device, batch: dict, resnet_cost: float, amp) -> dict:
-    """Every figure of one LLDif config (see the module docstring); ``resnet_cost`` is ResNet-18's
-    training GFLOP (``--flops``) or seconds per training batch."""
-    x, lm = batch["image"], batch["landmarks"]
-    b = x.shape[0]
-    model = build(K, num_train=1, pretrained=None, config=name, text={"kind": "hash", "dim": 384}).to(device)
-    out: dict = {"params_total": count(model), "params_label_free": count(model.student)}
+def build_lldif(name: str, size: int, device):
+    return build(K, num_train=1, pretrained=None, config=name, image_size=size,
+                 text={"kind": "hash", "dim": 384}).to(device)
 
-    def step_lldif():
+
+def make_batch(size: int, b: int, device) -> dict:
+    torch.manual_seed(0)
+    return {"image": torch.randn(b, 3, size, size, device=device), "label": torch.randint(0, K, (b,), device=device),
+            "landmarks": torch.rand(b, 68, 2, device=device) * size, "index": torch.arange(b, device=device),
+            "epoch": 0}
+
+
+def lldif_step(model, batch: dict, amp):
+    def step():
         with amp:
             loss, _ = model.loss(model(batch), batch)
         loss.backward()
         model.zero_grad(set_to_none=True)
+    return step
+
+
+def resnet_step(resnet, batch: dict, amp):
+    def step():
+        with amp:
+            loss = F.cross_entropy(resnet(batch["image"]), batch["label"])
+        loss.backward()
+        resnet.zero_grad(set_to_none=True)
+    return step
+
+
+def _peak_worker(kind: str, stage: str, size: int, b: int, device_name: str, steps: int, queue) -> None:
+    """In a fresh process: a few training steps of ResNet-18 or one LLDif stage; report peak memory."""
+    import resource
+
+    torch.set_num_threads(1)
+    flush_cpu_subnormals()
+    device = torch.device(device_name)
+    batch = make_batch(size, b, device)
+    amp = torch.autocast("cpu", enabled=False)
+    if kind == "resnet18":
+        step = resnet_step(torchvision.models.resnet18(weights=None, num_classes=K).to(device).train(), batch, amp)
+    else:
+        model = build_lldif(kind, size, device)
+        model.set_stage(stage)
+        model.train()
+        step = lldif_step(model, batch, amp)
+    for _ in range(steps):
+        step()
+    if device.type == "cuda":
+        queue.put(torch.cuda.max_memory_allocated(device) / 2**30)
+    else:
+        queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20)  # KiB -> GiB
+
+
+def peak_memory_gib(kind: str, stage: str, size: int, b: int, device, steps: int = 2) -> float:
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_peak_worker, args=(kind, stage, size, b, str(device), steps, queue))
+    proc.start()
+    value = queue.get()
+    proc.join()
+    return round(float(value), 3)
+
+
+def bench_config(name: str, args, device, batch: dict, resnet_cost, amp, resnet=None) -> dict:
+    """Every figure of one LLDif config (see the module docstring); ``resnet_cost`` is ResNet-18's
+    training GFLOP (``--flops``); when timing, ResNet-18's steps are timed here beside LLDif's."""
+    x, lm = batch["image"], batch["landmarks"]
+    b = x.shape[0]
+    model = build_lldif(name, x.shape[-1], device)
+    out: dict = {"params_total": count(model), "params_label_free": count(model.student)}
 
     if args.flops:  # forward counted per part; training = teacher fwd + 3 x student fwd
         out["stage2b"] = stage2b_breakdown(model, batch)
@@ -113,15 +196,26 @@ def bench_config(name: str, args, device, batch: dict, resnet_cost: float, amp) 
         teacher = out["stage2b"]["teacher_forward"]
         out["train_gflop_per_image_stage1"] = round(teacher + 3 * (s1_fwd - teacher), 4)
         cost = {"1": out["train_gflop_per_image_stage1"], "2b": out["stage2b"]["train_gflop_per_image"]}
-    else:  # measured forward + backward seconds per batch
+    else:  # measured forward + backward seconds per batch, each stage alternating with ResNet-18
         cost = {}
-        for stage in ("1", "2b"):
+        step = lldif_step(model, batch, amp)
+        ratios = []
+        for stage in STAGES:
             model.set_stage(stage)
             model.train()
-            cost[stage] = timed(step_lldif, device, args.iters)
-            out[f"train_img_s_stage{stage}"] = round(b / cost[stage], 2)
-    for stage in ("1", "2b"):
-        out[f"train_cost_ratio_stage{stage}_vs_resnet18"] = round(cost[stage] / resnet_cost, 3)
+            t = interleaved({"resnet18": resnet_step(resnet, batch, amp), "lldif": step}, device, args.iters)
+            cost[stage] = t["lldif"]
+            out[f"train_img_s_stage{stage}"] = round(b / t["lldif"], 2)
+            out[f"train_img_s_resnet18_beside_stage{stage}"] = round(b / t["resnet18"], 2)
+            out[f"train_time_ratio_stage{stage}_vs_resnet18"] = round(t["lldif"] / t["resnet18"], 3)
+            ratios.append(t["lldif"] / t["resnet18"])
+        out["train_time_ratio_worst_stage_vs_resnet18"] = round(max(ratios), 3)
+    if args.flops:
+        for stage in ("1", "2b"):
+            out[f"train_cost_ratio_stage{stage}_vs_resnet18"] = round(cost[stage] / resnet_cost, 3)
+    if args.memory:
+        out["peak_memory_gib"] = {f"stage{stage}": peak_memory_gib(name, stage, x.shape[-1], b, device)
+                                  for stage in ("1", "2b")}
 
     measure = (lambda fn: counted_flops(fn) / b) if args.flops else (lambda fn: timed(fn, device, args.iters))
     key, scale = ("gflop_per_image", 1e-9) if args.flops else ("ms_per_batch", 1e3)
@@ -162,11 +256,15 @@ def bench_config(name: str, args, device, batch: dict, resnet_cost: float, amp) 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--config", default="base,fast", help="LLDif presets to measure, comma-separated")
+    ap.add_argument("--config", default="cpu", help="LLDif presets to measure, comma-separated")
+    ap.add_argument("--size", type=int, default=56, help="input side for LLDif and ResNet-18 (multiple of 56)")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--iters", type=int, default=3)
     ap.add_argument("--steps", default="1,2,4,8,50", help="T values for the inference study")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: as the runs on the shared CPU)")
+    ap.add_argument("--no-memory", dest="memory", action="store_false",
+                    help="skip the peak-memory processes")
     ap.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA)")
     ap.add_argument("--json", help="also write the figures to this file")
     ap.add_argument("--flops", action="store_true",
@@ -174,21 +272,13 @@ def main() -> None:
     args = ap.parse_args()
     flush_cpu_subnormals()  # as `lldif-bench run` does
     device = resolve_device(args.device)
-    torch.manual_seed(0)
-    size, b = 112, args.batch
-    x = torch.randn(b, 3, size, size, device=device)
-    y = torch.randint(0, K, (b,), device=device)
-    lm = torch.rand(b, 68, 2, device=device) * size
-    batch = {"image": x, "label": y, "landmarks": lm, "index": torch.arange(b, device=device), "epoch": 0}
+    torch.set_num_threads(args.threads)
+    size, b = args.size, args.batch
+    batch = make_batch(size, b, device)
+    x, y = batch["image"], batch["label"]
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if args.amp and device.type == "cuda" else torch.autocast(
         "cpu", enabled=False)
     resnet = torchvision.models.resnet18(weights=None, num_classes=K).to(device).train()
-
-    def step_resnet():
-        with amp:
-            loss = F.cross_entropy(resnet(x), y)
-        loss.backward()
-        resnet.zero_grad(set_to_none=True)
 
     out: dict = {"device": str(device), "batch": b, "image_size": size, "torch": torch.__version__,
                  "threads": torch.get_num_threads(), "params_resnet18": count(resnet)}
@@ -200,11 +290,13 @@ def main() -> None:
         resnet_cost = 3 * counted_flops(lambda: F.cross_entropy(resnet(x), y)) / b / 1e9
         out["train_gflop_per_image_resnet18"] = round(resnet_cost, 4)
     else:
-        out["unit"] = "measured forward+backward images/s; inference ms per batch"
-        resnet_cost = timed(step_resnet, device, args.iters)
-        out["train_img_s_resnet18"] = round(b / resnet_cost, 2)
+        out["unit"] = ("measured forward+backward images/s, ResNet-18 timed beside each LLDif stage; "
+                       "inference ms per batch; peak memory GiB (CPU: process RSS)")
+        resnet_cost = None
+    if args.memory:
+        out["peak_memory_gib_resnet18"] = peak_memory_gib("resnet18", "", size, b, device)
     for name in args.config.split(","):
-        out[name] = bench_config(name, args, device, batch, resnet_cost, amp)
+        out[name] = bench_config(name, args, device, batch, resnet_cost, amp, resnet)
     print(json.dumps(out, indent=1))
     if args.json:
         with open(args.json, "w") as fh:

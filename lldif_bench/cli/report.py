@@ -51,6 +51,12 @@ def command(runs_dir: Path, table: str, fmt: str, out: Path | None, aggregate: s
     numbers = [1, 2, 3, 4, 5] if table == "all" else [int(table)]
     tables = build_tables(numbers, board, aggregate, synthetic_reference, metric, include_empty)
     text = to_markdown(tables, synthetic_reference, numbers) if fmt == "md" else to_csv(tables)
+    from lldif_bench.reports.epd import epd_table
+
+    epd = epd_table(runs_dir)
+    if len(epd):  # LLDif runs: is the diffusion prior informative, or collapsed?
+        text += ("\n\n### LLDif EPD diagnostics (final stage; shuffled = another image's Ẑ)\n\n"
+                 + epd.to_markdown(index=False) + "\n" if fmt == "md" else "\n" + epd.to_csv(index=False))
     if out is None:
         click.echo(text, nl=False)
     else:

@@ -10,6 +10,10 @@ in :mod:`lldif_bench.methods`, plus these optional seams for multi-stage methods
   later stage, a resume or ``predict`` rebuilds the model), to freeze/unfreeze parts or add modules.
 - ``method.param_groups(lr)``: the optimiser groups of the current stage (default: every parameter
   with ``requires_grad``).
+- ``method.diagnostics(batches)``: called after each evaluation with the test split's batch dicts;
+  returns a flat ``{name: float}`` (LLDif: the EPD figures) that goes into that epoch's metrics.csv
+  row, and the last one of each stage into ``results.json`` under ``diagnostics`` (rank-local
+  figures under DDP).
 
 Each stage is trained for its own epochs with its own optimiser and schedule and is checkpointed in
 ``checkpoints/<stage>/`` (a single-stage method uses ``checkpoints/`` itself); ``--stage`` runs one
@@ -260,6 +264,7 @@ class StageOutcome:
     final: dict | None       # metrics of the last epoch's evaluation
     best: dict | None        # {"epoch": e, "metrics": {...}}
     trained_epochs: int = 0  # epochs trained in this call (0 when the stage had already finished)
+    diagnostics: dict | None = None  # the method's last diagnostics() of the stage, if it has the seam
 
 
 def train_stage(model: nn.Module, cfg: RunConfig, stages: list[dict], k: int, run_dir: Path,
@@ -270,7 +275,7 @@ def train_stage(model: nn.Module, cfg: RunConfig, stages: list[dict], k: int, ru
     groups = trainable_groups(model, cfg.lr)
     optimizer = build_optimizer(cfg.optimizer, groups, cfg.lr, cfg.weight_decay, cfg.optimizer_params)
     scheduler = build_scheduler(cfg.scheduler, optimizer, cfg.epochs, cfg.scheduler_params)
-    start, history, best, final = 0, [], None, None
+    start, history, best, final, diag = 0, [], None, None, None
     ema = ParamEMA(model, cfg.ema_decay) if cfg.ema_decay else None
     state_file = out_dir / ckpt.STATE
     if cfg.resume and state_file.is_file():
@@ -285,6 +290,7 @@ def train_stage(model: nn.Module, cfg: RunConfig, stages: list[dict], k: int, ru
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start, history, best, final = state["epoch"] + 1, list(state["history"]), state["best"], state["final"]
+        diag = state.get("diagnostics")
         if ctx.is_main:
             log.info("resuming stage %r at epoch %d of %d", name, start + 1, cfg.epochs)
     fwd = _wrap(model, cfg, ctx)
@@ -303,6 +309,9 @@ def train_stage(model: nn.Module, cfg: RunConfig, stages: list[dict], k: int, ru
                 row.update({"test_accuracy": final["accuracy"],
                             "test_mean_class_accuracy": final["mean_class_accuracy"],
                             "test_mean_confidence": final["mean_confidence"]})
+                if callable(getattr(model, "diagnostics", None)):
+                    diag = model.diagnostics(b.data for b in test.epoch(0))
+                    row.update(diag)
                 if best is None or final["accuracy"] > best["metrics"]["accuracy"]:
                     best = {"epoch": epoch + 1, "metrics": final}
                     if ctx.is_main:
@@ -315,13 +324,13 @@ def train_stage(model: nn.Module, cfg: RunConfig, stages: list[dict], k: int, ru
             ckpt.save_state(state_file, {
                 "epoch": epoch, "stage": name, "complete": last, "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "history": history, "best": best, "final": final,
-                "package_version": __version__, **extra})
+                "diagnostics": diag, "package_version": __version__, **extra})
         barrier(ctx)
     if ema is not None:  # the stage's result (next stage's start, final evaluation) is the EMA weights
         ema.copy_to(model)
     if start >= cfg.epochs and ctx.is_main:
         log.info("stage %r already finished (%d epochs)", name, cfg.epochs)
-    return StageOutcome(history, final, best, max(0, cfg.epochs - start))
+    return StageOutcome(history, final, best, max(0, cfg.epochs - start), diag)
 
 
 def _restore_ema(model: nn.Module, ema: ParamEMA, state: Mapping[str, Any], out_dir: Path) -> None:
@@ -552,10 +561,14 @@ def _run(cfg: RunConfig, ctx: DistContext) -> Path:
         _write_config(cfg, run_dir, builder, stages, extra)
 
     histories: dict[str, list[dict]] = {}
+    diagnostics: dict[str, dict] = {}
     for j in range(selected[0]):  # earlier stages' metrics, for metrics.csv
         state = stage_dir(run_dir, stages, j) / ckpt.STATE
         if state.is_file():
-            histories[stages[j]["name"]] = ckpt.load_state(state)["history"]
+            saved = ckpt.load_state(state)
+            histories[stages[j]["name"]] = saved["history"]
+            if saved.get("diagnostics"):
+                diagnostics[stages[j]["name"]] = saved["diagnostics"]
     prepare_for_stage(model, stages, selected[0], run_dir)
     outcome = None
     for k in selected:
@@ -571,17 +584,20 @@ def _run(cfg: RunConfig, ctx: DistContext) -> Path:
                              channels_last=cfg.channels_last and on_cuda)
         outcome = train_stage(model, scfg, stages, k, run_dir, train, test, ctx)
         histories[stages[k]["name"]] = outcome.history
+        if outcome.diagnostics:
+            diagnostics[stages[k]["name"]] = outcome.diagnostics
         if ctx.is_main:
             _write_metrics(run_dir, histories)
     trained_now = outcome is not None and outcome.trained_epochs > 0
     if selected[-1] == len(stages) - 1 and outcome is not None and (
             trained_now or not (run_dir / "results.json").is_file()):
-        _finish(cfg, model, stages, run_dir, packed, ctx, outcome, extra, dataset_name, condition)
+        _finish(cfg, model, stages, run_dir, packed, ctx, outcome, extra, dataset_name, condition, diagnostics)
     barrier(ctx)
     return run_dir
 
 
-def _finish(cfg, model, stages, run_dir, packed, ctx, outcome: StageOutcome, extra, dataset_name, condition) -> None:
+def _finish(cfg, model, stages, run_dir, packed, ctx, outcome: StageOutcome, extra, dataset_name, condition,
+            diagnostics: dict[str, dict] | None = None) -> None:
     test = PackedBatches(packed, "test", cfg.for_stage(stages[-1]["name"], stages[-1]).batch_size, ctx,
                          train=False)
     _sync_buffers(model, ctx)
@@ -607,6 +623,8 @@ def _finish(cfg, model, stages, run_dir, packed, ctx, outcome: StageOutcome, ext
         "best": {"epoch": best["epoch"], "selection": "test-selected (best epoch picked on the test split; "
                  "optimistic, reported for comparison with the original papers)", **best["metrics"]},
     }
+    if diagnostics:  # the method's diagnostics() at the end of each stage, by stage name
+        results["diagnostics"] = diagnostics
     atomic_write_bytes(run_dir / "results.json", json.dumps(results, indent=1).encode())
     if cfg.leaderboard:
         append_row(Path(cfg.out) / "leaderboard.csv", {

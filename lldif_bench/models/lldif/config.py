@@ -36,12 +36,17 @@ class PNetS1Config:
     heads: int = 4
     layout: str = "text_queries"  # text_queries (Q = text + learned, KV = image) | image_queries (A4 switch)
     text_dropout: float = 0.0     # stage-1 probability of swapping GT text for the neutral caption (A20)
+    # subtract the K classes' mean embedding from the GT caption/label embeddings (then renormalise)
+    # before PNET_s1: MiniLM's label prompts share a cosine of 0.69-0.85, so most of the text input is
+    # the same for every class (measured: Z's per-dim spread at init 0.006 vs |Z| 0.047).
+    center_text: bool = True
 
 
 @dataclass
 class PNetS2Config:
     n_feats: int = 64
     n_res: int = 5
+    grid: int = 28                # PixelUnshuffle to this side (note §1.9: r = S/28); `cpu`: 14
 
 
 @dataclass
@@ -51,14 +56,24 @@ class DTNetConfig:
     enc_blocks: tuple[int, int, int] = (2, 3, 4)
     dec_blocks: tuple[int, int] = (3, 2)
     ffn_factor: float = 2.66
-    mod: str = "pure"             # pure (Eq. 2 as printed / DiffIR) | one_plus (A19)
+    # one_plus (A19, default since issue 17): (1 + W1 Z) ∘ LN(F) + W2 Z. pure (Eq. 2 as printed, DiffIR):
+    # W1 Z ∘ LN(F) + W2 Z scales every block's input by W1 Z ≈ 0.03 at init, and stage 1 sat at the
+    # majority class (see the README's stage-1 measurements).
+    mod: str = "one_plus"
+    # PixelUnshuffle factor of the stem; 0 = image_size / 56 (the note: level 1 at 56², grids 28/14/7
+    # at 112 and 224 alike). The DTNet's level-1 side g = image_size / stem_stride sets every later
+    # grid: F1..F3 at g/2, g/4, ceil(g/8), landmark heatmaps at g. `cpu` uses 2 at 56 px (g = 28).
+    stem_stride: int = 0
+    # LayerNorm (no affine) of Z/Ẑ before the EPDMods: the modulation sees Z's direction, not its scale
+    # (PNET_s1's LeakyReLU output is unbounded; its norm grew 0.05 -> 1.4 in 50 stage-1 steps).
+    z_norm: bool = True
 
 
 @dataclass
 class DLNetConfig:
     dims: tuple[int, int, int] = (64, 128, 256)
     heads: tuple[int, int, int] = (2, 4, 8)
-    windows: tuple[int, int, int] = (28, 14, 7)
+    windows: tuple[int, int, int] = (28, 14, 7)   # 0 = the whole map of that scale (one window)
     mlp_ratio: float = 4.0
     layer_scale: float = 1e-5
     drop_path: tuple[float, float, float] = (0.0, 0.125, 0.25)
@@ -67,7 +82,7 @@ class DLNetConfig:
 
 @dataclass
 class LandmarkConfig:
-    heatmap_size: int = 56        # heatmaps rendered at this side, then a strided trunk gives 28/14/7
+    heatmap_size: int = 0         # heatmap side; 0 = the DTNet level-1 side (56: the trunk gives 28/14/7)
     sigma: float = 1.5            # Gaussian sigma in heatmap pixels
     weights: str | None = None    # pretrained trunk (safetensors or torch state dict); loaded and frozen
 
@@ -108,6 +123,11 @@ class StageConfig:
     abs_weight: float = 0.0           # phase-2b lambda_abs
     warmup_kl_weight: float = 1.0
     warmup_abs_weight: float = 1.0
+    # phase 2a + λ·CE(LLformer(x, Ẑ), y) through the frozen stage-1 LLformer (issue 17): KL + L1 alone
+    # regress Ẑ onto label-coded targets and Ẑ settles at their mean (spread 0.015 vs Z's 0.50 after
+    # 6 epochs); the frozen LLformer, which decodes Z perfectly, turns CE into a classification signal
+    # for PNET_s2 + denoiser. 0 = the note's 2a.
+    warmup_ce_weight: float = 0.0
     kl_temperature: float = 0.15
     warmup_lr_drop_at: float = 0.6    # phase 2a: lr x0.1 after this fraction of the phase
 
@@ -142,6 +162,23 @@ PRESETS: dict[str, dict[str, Any]] = {
         "dlnet": {"dims": (32, 64, 128), "heads": (1, 2, 4)},
         "fusion": {"embed_dim": 192, "depth": 2, "heads": 4},
     },
+    # Issue 17: every part of the architecture at CPU cost (<= 3x ResNet-18's training wall time per image
+    # at the same input size, benchmarks/bench_lldif.py), sized for the demo's 56 px: the stem stride 2
+    # puts DTNet level 1 at S/2 (28² at 56 px) so the internal grids shrink with the input (F1..F3 at
+    # 14/7/4, one DLNet window per scale, 28² heatmaps) instead of staying at the note's 56/28/14/7;
+    # LA-CLIP uses the 3-conv trunk (its ResNet-18 forward alone, in every stage-1/2 step, costs a third
+    # of a ResNet-18 training step).
+    "cpu": {
+        "laclip": {"trunk": "small_cnn", "width": 128},
+        "pnet_s2": {"n_feats": 16, "n_res": 2, "grid": 14},
+        "dtnet": {"widths": (16, 32, 64), "heads": (1, 2, 4), "enc_blocks": (1, 2, 2), "dec_blocks": (1, 1),
+                  "stem_stride": 2},
+        "dlnet": {"dims": (32, 64, 128), "heads": (1, 2, 4), "windows": (0, 0, 0)},
+        # init std 0.05: with 0.01 (POSTER++ at E = 768) the E = 128 cls token barely sees the image
+        # (stage-1 probe: 85% vs 61% train oracle accuracy after 40 steps of 32 images with 0.02)
+        "fusion": {"embed_dim": 128, "depth": 2, "heads": 4, "init_std": 0.05},
+        "stages": {"warmup_ce_weight": 1.0},
+    },
     "tiny": {
         "epd_dim": 32,
         "text": {"kind": "hash", "dim": 32},
@@ -162,6 +199,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "V3": {"stages": {"kl_weight": 0.0}, "diffusion": {"insert_noise_train": False}},
     "V4": {"stages": {"kl_weight": 0.0}, "diffusion": {"insert_noise_train": True}},
     "V4-eq18": {"stages": {"kl_weight": 1.0}, "diffusion": {"insert_noise_train": True}},
+    # V4 with the phase-2a pin kept in 2b (Eq. 18 plus DiffIR's L1): Ẑ stays tied to the teacher's Z
+    "V4-pin": {"stages": {"kl_weight": 1.0, "abs_weight": 1.0}, "diffusion": {"insert_noise_train": True}},
 }
 
 
@@ -215,9 +254,34 @@ def config_from_dict(data: dict[str, Any]) -> LLDifConfig:
     return cfg
 
 
+def level1_side(cfg: LLDifConfig) -> int:
+    """The DTNet's level-1 side g = image_size / stem stride (56 with the note's stride S/56)."""
+    stride = cfg.dtnet.stem_stride or cfg.image_size // 56
+    return cfg.image_size // stride
+
+
+def grid_sizes(cfg: LLDifConfig) -> tuple[int, int, int]:
+    """Sides of F1, F2, F3 (and of O1..O3, the landmark maps): g/2, g/4, ceil(g/8); 28/14/7 at g = 56."""
+    g = level1_side(cfg)
+    return g // 2, g // 4, -(-g // 8)
+
+
 def validate(cfg: LLDifConfig) -> None:
     if cfg.image_size % 56 != 0:
         raise UserError(f"LLDif image_size must be a multiple of 56 (112 or 224), got {cfg.image_size}")
+    stride = cfg.dtnet.stem_stride or cfg.image_size // 56
+    if stride < 1 or cfg.image_size % stride or (cfg.image_size // stride) % 4 or cfg.image_size // stride < 16:
+        raise UserError(f"dtnet.stem_stride {cfg.dtnet.stem_stride} must divide image_size {cfg.image_size} "
+                        "into a level-1 side that is a multiple of 4 and at least 16")
+    if cfg.image_size % cfg.pnet_s2.grid:
+        raise UserError(f"pnet_s2.grid {cfg.pnet_s2.grid} must divide image_size {cfg.image_size}")
+    g = level1_side(cfg)
+    if cfg.dlnet.enabled and cfg.landmark.heatmap_size not in (0, g):
+        raise UserError(f"landmark.heatmap_size must equal the DTNet level-1 side {g} "
+                        f"(image_size / stem stride), got {cfg.landmark.heatmap_size}")
+    for size, window in zip(grid_sizes(cfg), cfg.dlnet.windows):
+        if window and size % window:
+            raise UserError(f"dlnet.windows {cfg.dlnet.windows} must divide the feature grids {grid_sizes(cfg)}")
     if cfg.diffusion.timesteps < 1:
         raise UserError("diffusion.timesteps must be >= 1")
     for name, dim, heads in (("pnet_s1", cfg.pnet_s1.dim, cfg.pnet_s1.heads),

@@ -123,13 +123,14 @@ def upsample(n: int) -> nn.Module:
 
 
 class DTNet(nn.Module):
-    """x (B,3,S,S), Z (B,C) → F1 (D1@28²), F2 (D2@14²), F3 (D3@7²) for S = 112 or 224 (stem stride S/56)."""
+    """x (B,3,S,S), Z (B,C) → F1 (D1@28²), F2 (D2@14²), F3 (D3@7²) for S = 112 or 224 (stem stride S/56);
+    with another stem stride s the level-1 side is g = S/s and F1..F3 are g/2, g/4, ceil(g/8)."""
 
     def __init__(self, image_size: int, epd_dim: int, widths=(48, 96, 192), heads=(1, 2, 4),
                  enc_blocks=(2, 3, 4), dec_blocks=(3, 2), out_dims=(64, 128, 256), ffn_factor: float = 2.66,
-                 mod: str = "pure") -> None:
+                 mod: str = "pure", stem_stride: int = 0) -> None:
         super().__init__()
-        s0 = image_size // 56
+        s0 = stem_stride or image_size // 56
         w1, w2, w3 = widths
         stage = lambda n, dim, h: DTStage(n, dim, h, epd_dim, ffn_factor, mod)
         self.stem = nn.Sequential(nn.PixelUnshuffle(s0), nn.Conv2d(3 * s0 * s0, w1, 3, 1, 1, bias=False))

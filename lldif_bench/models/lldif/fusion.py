@@ -9,11 +9,13 @@ from torch import Tensor, nn
 
 
 class FuseScale(nn.Module):
-    """(B, cin, H, H) → log2(H/7) × [Conv3×3 s2 + GELU] → Conv1×1 → (B, 49, E)."""
+    """(B, cin, H, H) → log2(H/7) × [Conv3×3 s2 + GELU] → Conv1×1 → (B, 49, E); maps of 7 or less
+    (the `cpu` preset's 4² F3) are not downsampled: (B, H², E)."""
 
     def __init__(self, cin: int, embed_dim: int, size: int) -> None:
         super().__init__()
-        n_down = round(math.log2(size / 7))
+        n_down = max(0, round(math.log2(size / 7)))
+        self.n_tokens = (size // 2 ** n_down) ** 2 if n_down else size * size
         layers: list[nn.Module] = []
         for _ in range(n_down):
             layers += [nn.Conv2d(cin, cin, 3, 2, 1), nn.GELU()]
@@ -68,7 +70,7 @@ class FusionTransformer(nn.Module):
                  num_classes: int, init_std: float = 0.01) -> None:
         super().__init__()
         self.tokenizers = nn.ModuleList(FuseScale(c, embed_dim, s) for c, s in zip(in_dims, sizes))
-        n_tokens = 49 * len(sizes)
+        n_tokens = sum(tok.n_tokens for tok in self.tokenizers)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
         self.pos_embed = nn.Parameter(torch.zeros(1, n_tokens + 1, embed_dim))
         self.blocks = nn.Sequential(*[ViTBlock(embed_dim, heads, mlp_ratio) for _ in range(depth)])

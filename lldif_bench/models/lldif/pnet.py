@@ -81,12 +81,12 @@ class ResBlock(nn.Module):
 
 
 class PNetS2(nn.Module):
-    """Eq. 15: c = PNET_s2(x) ∈ R^C, label-free (PixelUnshuffle to a 28² grid, convs, GAP, MLP)."""
+    """Eq. 15: c = PNET_s2(x) ∈ R^C, label-free (PixelUnshuffle to a ``grid``² grid (28²), convs, GAP, MLP)."""
 
     def __init__(self, image_size: int, epd_dim: int, n_feats: int = 64, n_res: int = 5,
-                 extra_dim: int = 0) -> None:
+                 extra_dim: int = 0, grid: int = 28) -> None:
         super().__init__()
-        r = image_size // 28
+        r = image_size // grid
         n = n_feats
         self.body = nn.Sequential(
             nn.PixelUnshuffle(r), nn.Conv2d(3 * r * r, n, 3, 1, 1), nn.LeakyReLU(0.1),
