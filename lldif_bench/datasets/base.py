@@ -91,11 +91,11 @@ class DirIndex:
     calls; answers what :func:`existing_variant` answers."""
 
     def __init__(self) -> None:
-        self._files: dict[Path, frozenset[str]] = {}
+        self._files: dict[Path | str, frozenset[str]] = {}
 
-    def names(self, folder: Path) -> frozenset[str]:
-        """Names of the regular files in ``folder`` (empty when it does not exist)."""
-        folder = Path(folder)
+    def names(self, folder: Path | str) -> frozenset[str]:
+        """Names of the regular files in ``folder`` (empty when it does not exist). Keyed by the
+        folder as given: building a ``Path`` per call was half the cost of listing FER+'s folders."""
         found = self._files.get(folder)
         if found is None:
             try:
