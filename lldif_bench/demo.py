@@ -53,10 +53,6 @@ DEMO_PRESET = "realistic"
 # (seed 1). Trained 24 epochs (seed 1) the gap shrinks to 93.0% / 90.5% (README).
 DEMO_NUM_IMAGES = 4000
 CONDITIONS = {"clear": "clear", "low-light": "lowlight"}
-# Settings a method needs on top of DEMO_RECIPE: LLDif's input side must be a multiple of 56, and its
-# `cpu` preset (<= 3x ResNet-18's training time per image, benchmarks/bench_lldif.py) is the one sized
-# for this budget; every LLDif stage gets the recipe's epochs, stage 1/2b gradients clipped at 1.
-DEMO_METHOD_SETTINGS = {"lldif": {"image_size": 56, "method_options": {"config": "cpu"}, "grad_clip": 1.0}}
 
 
 def demo_recipe(method: str, recipe: dict | None = None) -> dict:
@@ -130,8 +126,7 @@ def run_demo(out: Path, *, methods: tuple[str, ...] = DEFAULT_METHODS, num_image
             name = f"{method}-synthetic-{condition}-s{seed}"
             run_dir = out / "runs" / name
             cfg = resolve_config({"method": method, "data": str(data / folder), "out": str(out / "runs"),
-                                  "name": name, "seed": seed, "device": device, "progress": progress, **recipe,
-                                  **DEMO_METHOD_SETTINGS.get(method, {})})
+                                  "name": name, "seed": seed, "device": device, "progress": progress, **recipe})
             if data_kept and _finished(run_dir) and _same_recipe(run_dir, cfg):
                 log.info("kept finished run %s", run_dir)
                 result.run_dirs.append(run_dir)

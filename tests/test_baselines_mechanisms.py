@@ -323,3 +323,5 @@ def test_demo_recipe_merges_a_methods_own_demo_settings():
     assert demo_recipe("resnet18") == DEMO_RECIPE
     assert demo_recipe("posterpp")["method_options"] == {"head_lr_factor": 0.1}
     assert demo_recipe("posterpp", {"lr": 1e-3})["lr"] == 1e-3
+    lldif = demo_recipe("lldif")  # LLDif's cpu preset at 56 px, from its builder like any method's
+    assert lldif["method_options"] == {"config": "cpu"} and lldif["image_size"] == 56

@@ -90,6 +90,11 @@ build.DEFAULTS = {
 }
 # The harness's stage seam: each stage's length and optimiser/schedule recipe (paper, note §5).
 # Presets do not change these; override per stage with the run config's ``stages: {"2b": {...}}``.
+# The demo's settings on top of its shared recipe (lldif_bench.demo.demo_recipe): the input side must be
+# a multiple of 56, and the `cpu` preset (<= 3x ResNet-18's training time per image,
+# benchmarks/bench_lldif.py) is the one sized for that budget; every stage gets the recipe's epochs,
+# gradients clipped at 1.
+build.DEMO = {"image_size": 56, "method_options": {"config": "cpu"}, "grad_clip": 1.0}
 build.STAGES = tuple(stage_specs(resolve_config("base")))
 build.CONFIG_DIR = Path(__file__).resolve().parent / "configs"  # named run configs: `--config tiny`
 assert tuple(s["name"] for s in build.STAGES) == STAGES
