@@ -87,3 +87,16 @@ def test_tiny_run_writes_diagnostics_per_epoch_and_in_results(tmp_path, variant)
     assert list(table["run"]) == [run_dir.name]
     assert table["acc fed Ẑ (%)"].iloc[0] == pytest.approx(100 * final["epd_acc_zhat"], abs=0.01)
     assert table["collapsed"].iloc[0] in ("YES", "no")
+    # CSV output stays one parseable table; the diagnostics go to a file beside it
+    from click.testing import CliRunner
+
+    from lldif_bench.cli.main import main
+
+    out = tmp_path / "tables.csv"
+    result = CliRunner().invoke(main, ["report", "--runs", str(tmp_path / "runs"), "--format", "csv",
+                                       "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "run" not in pd.read_csv(out).columns and "ours" in pd.read_csv(out).columns
+    assert list(pd.read_csv(tmp_path / "tables_epd.csv")["run"]) == [run_dir.name]
+    result = CliRunner().invoke(main, ["report", "--runs", str(tmp_path / "runs")])
+    assert result.exit_code == 0 and "LLDif EPD diagnostics" in result.output

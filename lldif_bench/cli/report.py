@@ -44,6 +44,7 @@ def command(runs_dir: Path, table: str, fmt: str, out: Path | None, aggregate: s
       lldif-bench report --table 1 --all --aggregate best
     """
     from lldif_bench.imageio import atomic_write_bytes
+    from lldif_bench.reports.epd import epd_table
     from lldif_bench.reports.runs import apply_metric, read_leaderboard
     from lldif_bench.reports.tables import build_tables, to_csv, to_markdown
 
@@ -51,15 +52,18 @@ def command(runs_dir: Path, table: str, fmt: str, out: Path | None, aggregate: s
     numbers = [1, 2, 3, 4, 5] if table == "all" else [int(table)]
     tables = build_tables(numbers, board, aggregate, synthetic_reference, metric, include_empty)
     text = to_markdown(tables, synthetic_reference, numbers) if fmt == "md" else to_csv(tables)
-    from lldif_bench.reports.epd import epd_table
-
-    epd = epd_table(runs_dir)
-    if len(epd):  # LLDif runs: is the diffusion prior informative, or collapsed?
+    epd = epd_table(runs_dir)  # LLDif runs: is the diffusion prior informative, or collapsed?
+    if len(epd) and fmt == "md":
         text += ("\n\n### LLDif EPD diagnostics (final stage; shuffled = another image's Ẑ)\n\n"
-                 + epd.to_markdown(index=False) + "\n" if fmt == "md" else "\n" + epd.to_csv(index=False))
+                 + epd.to_markdown(index=False) + "\n")
     if out is None:
         click.echo(text, nl=False)
     else:
         out.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_bytes(out, text.encode("utf-8"))
         click.echo(f"wrote {out}")
+    if len(epd) and fmt == "csv":  # a CSV holds one table: the diagnostics go to a file of their own
+        epd_out = (out.with_name(f"{out.stem}_epd.csv") if out is not None
+                   else (runs_dir if runs_dir.is_dir() else runs_dir.parent) / "epd.csv")
+        atomic_write_bytes(epd_out, epd.to_csv(index=False).encode("utf-8"))
+        click.echo(f"wrote {epd_out} (LLDif EPD diagnostics)", err=out is None)

@@ -9,6 +9,7 @@ accuracy fed its own Ẑ, the teacher's Z and another image's Ẑ (see
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -24,17 +25,22 @@ COLUMNS = {  # results.json diagnostics key -> column
     "epd_kl": "KL(Z‖Ẑ)",
     "epd_cos": "cos(Z, Ẑ)",
 }
+log = logging.getLogger(__name__)
 PERCENT = {k for k, v in COLUMNS.items() if v.endswith("(%)")}
 
 
 def epd_table(runs_dir: str | Path) -> pd.DataFrame:
     """Every run under ``runs_dir`` whose results.json has diagnostics: stage-1 oracle accuracy (end of
     stage 1) and the final stage's figures; ``collapsed`` when Ẑ's spread is under a tenth of Z's."""
-    rows = []
-    for path in sorted(Path(runs_dir).glob("*/results.json")):
+    runs_dir = Path(runs_dir)
+    if runs_dir.is_file():  # `report --runs` also takes the leaderboard CSV itself
+        runs_dir = runs_dir.parent
+    rows, unreadable = [], []
+    for path in sorted(runs_dir.glob("*/results.json")):
         try:
             results = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
+            unreadable.append(path)
             continue
         diag = results.get("diagnostics") or {}
         final = diag.get(results.get("stage", ""), {})
@@ -47,4 +53,6 @@ def epd_table(runs_dir: str | Path) -> pd.DataFrame:
             row[column] = round(100 * value, 2) if key in PERCENT else round(value, 4)
         row["collapsed"] = "YES" if final.get("epd_collapsed") else "no"
         rows.append(row)
+    if unreadable:
+        log.warning("EPD table: %d unreadable results.json left out (first: %s)", len(unreadable), unreadable[0])
     return pd.DataFrame(rows)
