@@ -219,3 +219,32 @@ def test_pretrained_landmark_trunk_loads_and_stays_frozen(tmp_path):
     assert model.student.llformer.dtnet.training
     with pytest.raises(UserError, match="not found"):
         make_model(landmark={"weights": str(tmp_path / "missing.pt")})
+
+
+def test_pnet_s2_on_laclip_features_is_label_free_and_keeps_laclip_frozen_after_stage0(tmp_path):
+    """pnet_s2.use_laclip_image (A22, issue 17): one LA-CLIP, owned by the deployed student; trained in
+    stage 0 only; PNET_s2's condition depends on it; the exported model carries it and round-trips."""
+    model = make_model(pnet_s2={"use_laclip_image": True})
+    assert model.laclip is model.student.laclip
+    keys = model.state_dict().keys()
+    assert any(k.startswith("student.laclip.") for k in keys) and not any(k.startswith("laclip.") for k in keys)
+    batch = make_batch()
+    for stage in ("0", "1", "2a", "2b"):
+        model.set_stage(stage)
+        model.train()
+        trains_laclip = {p.requires_grad for p in model.laclip.parameters()}
+        assert trains_laclip == {stage == "0"}, stage
+        loss, _ = model.loss(model(batch), batch)
+        loss.backward()
+        model.zero_grad(set_to_none=True)
+    model.eval()
+    images = batch["image"]
+    with torch.no_grad():
+        cond = model.student.condition(images)
+        model.laclip.head_l[-1].bias.add_(1.0)
+        assert not torch.allclose(model.student.condition(images), cond)
+        logits = model.predict(images, batch["landmarks"])
+    deployed = load_label_free(model.export_label_free(tmp_path / "deploy.safetensors"))
+    assert "laclip" in {n.split(".")[0] for n, _ in deployed.named_modules() if n}
+    with torch.no_grad():
+        assert torch.allclose(deployed(images, batch["landmarks"]), logits, atol=1e-5)

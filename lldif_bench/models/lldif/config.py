@@ -47,6 +47,10 @@ class PNetS2Config:
     n_feats: int = 64
     n_res: int = 5
     grid: int = 28                # PixelUnshuffle to this side (note §1.9: r = S/28); `cpu`: 14
+    # A22 (LRDif's design, label-free so legal at inference): concatenate the frozen LA-CLIP image
+    # embeddings f_c^l, f_l^l to PNET_s2's pooled vector. The deployed model then carries LA-CLIP's
+    # image tower. Issue 17: a pixel-only PNET_s2 never left the majority class on the demo's data.
+    use_laclip_image: bool = False
 
 
 @dataclass

@@ -110,12 +110,21 @@ class LabelFreeLLDif(nn.Module):
     It holds no LA-CLIP, PNET_s1, text bank or text encoder, and no method takes a label.
     """
 
-    def __init__(self, cfg: LLDifConfig, num_classes: int) -> None:
+    def __init__(self, cfg: LLDifConfig, num_classes: int, text_dim: int = 0) -> None:
         super().__init__()
         self.cfg = cfg
         self.num_classes = num_classes
+        # pnet_s2.use_laclip_image (A22): LA-CLIP's image tower (trained in stage 0, frozen after) lives
+        # here, so the deployed model is self-contained; the training model reaches it as ``laclip``.
+        self.laclip: LAClipImage | None = None
+        extra_dim = 0
+        if cfg.pnet_s2.use_laclip_image:
+            if text_dim < 1:
+                raise ValueError("pnet_s2.use_laclip_image needs the text width d_t (LA-CLIP's embedding size)")
+            self.laclip = LAClipImage(text_dim, cfg.laclip.trunk, cfg.laclip.width)
+            extra_dim = 2 * text_dim
         self.pnet_s2 = PNetS2(cfg.image_size, cfg.epd_dim, cfg.pnet_s2.n_feats, cfg.pnet_s2.n_res,
-                              grid=cfg.pnet_s2.grid)
+                              extra_dim=extra_dim, grid=cfg.pnet_s2.grid)
         self.denoiser = Denoiser(cfg.epd_dim)
         d = cfg.diffusion
         self.diffusion = EPDDiffusion(d.timesteps, d.linear_start, d.linear_end, d.schedule, d.parameterization)
@@ -132,10 +141,21 @@ class LabelFreeLLDif(nn.Module):
             raise UserError(f"this LLDif model takes (B, 3, {size}, {size}) images, got {tuple(images.shape)}; "
                             f"build it with image_size={images.shape[-1]} (method option) or resize the input")
 
+    def condition(self, images: Tensor, laclip_out: Mapping[str, Tensor] | None = None) -> Tensor:
+        """c = PNET_s2(x) (Eq. 15), with the frozen LA-CLIP embeddings appended when the config asks (A22).
+        ``laclip_out`` reuses an LA-CLIP forward of the same images (the training step's teacher ran it)."""
+        if self.laclip is None:
+            return self.pnet_s2(images)
+        if laclip_out is None:
+            with torch.no_grad():
+                laclip_out = self.laclip(images)
+        extra = torch.cat([laclip_out["f_c"], laclip_out["f_l"]], dim=-1).detach()
+        return self.pnet_s2(images, extra)
+
     def estimate_epd(self, images: Tensor, *, z_start: Tensor | None = None, insert_noise: bool | None = None,
                      generator: torch.Generator | None = None) -> ChainResult:
         """Ẑ from the images alone. ``z_start`` defaults to N(0, I) drawn from ``generator``."""
-        cond = self.pnet_s2(images)
+        cond = self.condition(images)
         if not self.cfg.stages.use_diffusion:  # V1: Ẑ = PNET_s2(x), no denoiser, no chain
             return ChainResult(cond.float(), [cond.float()])
         if z_start is None:
@@ -182,14 +202,23 @@ class LLDif(nn.Module):
         self.register_buffer("bank_label_mean", labels.float().mean(0), persistent=False)
         self.register_buffer("bank_caption_mean", F.normalize(captions.float().mean(2), dim=-1).mean(0),
                              persistent=False)
-        self.laclip = LAClipImage(text_dim, cfg.laclip.trunk, cfg.laclip.width)
+        if not cfg.pnet_s2.use_laclip_image:  # else the student owns it (see the ``laclip`` property)
+            self.laclip = LAClipImage(text_dim, cfg.laclip.trunk, cfg.laclip.width)
         self.luminance = LuminanceBuckets()
         n_tokens = (-(-cfg.image_size // 32)) ** 2 if cfg.laclip.trunk == "resnet18" else 16
+        width = 512 if cfg.laclip.trunk == "resnet18" else cfg.laclip.width
         p = cfg.pnet_s1
-        self.pnet_s1 = PNetS1(self.laclip.width, n_tokens, text_dim, cfg.epd_dim, p.dim, p.blocks, p.heads, p.layout)
-        self.student = LabelFreeLLDif(cfg, num_classes)
+        self.pnet_s1 = PNetS1(width, n_tokens, text_dim, cfg.epd_dim, p.dim, p.blocks, p.heads, p.layout)
+        self.student = LabelFreeLLDif(cfg, num_classes, text_dim)
         self.stage = ""
         self.set_stage("0")
+
+    @property
+    def laclip(self) -> LAClipImage:
+        """LA-CLIP's image tower: the training model's own, or the student's with pnet_s2.use_laclip_image
+        (one module, so its weights are saved once, under ``student.laclip``)."""
+        own = self._modules.get("laclip")
+        return own if own is not None else self.student.laclip
 
     @property
     def needs_landmarks(self) -> bool:
@@ -255,10 +284,11 @@ class LLDif(nn.Module):
             return caps[torch.arange(caps.shape[0], device=caps.device), idx]
         return F.normalize(caps.mean(1), dim=-1)
 
-    def teacher_epd(self, images: Tensor, labels: Tensor, *, text_dropout: float = 0.0) -> Tensor:
+    def teacher_epd(self, images: Tensor, labels: Tensor, *, text_dropout: float = 0.0,
+                    laclip_out: Mapping[str, Tensor] | None = None) -> Tensor:
         """Eq. 1: Z = PNET_s1(F_l(x), I_e(x)) from the frozen LA-CLIP and the GT caption/label bank."""
         with torch.no_grad():
-            la = self.laclip(images)
+            la = self.laclip(images) if laclip_out is None else laclip_out
             buckets = self.luminance_bucket(images, update=self.training and self.luminance.count < 256)
         cap = self.caption_embedding(labels, buckets, random_template=False)
         lab = self.bank_labels[labels]
@@ -302,11 +332,12 @@ class LLDif(nn.Module):
 
     def _stage2_chain(self, images: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         with torch.no_grad():
-            z = self.teacher_epd(images, labels)
+            la = self.laclip(images)
+            z = self.teacher_epd(images, labels, laclip_out=la)
         st = self.student
+        cond = st.condition(images, la)
         if not self.cfg.stages.use_diffusion:
-            return z, st.pnet_s2(images).float()
-        cond = st.pnet_s2(images)
+            return z, cond.float()
         z_start = st.diffusion.training_start(z, self.cfg.diffusion.train_chain_start)
         z_hat = st.diffusion.reverse(st.denoiser, z_start, cond, insert_noise=self.cfg.diffusion.insert_noise_train).z_hat
         return z, z_hat
@@ -392,7 +423,8 @@ def label_free_from_state(state: Mapping[str, Tensor], cfg: LLDifConfig, num_cla
     student = {k[len("student."):]: v for k, v in state.items() if k.startswith("student.")}
     if not student:
         student = dict(state)
-    model = LabelFreeLLDif(cfg, num_classes)
+    text_dim = student["laclip.head_c.weight"].shape[0] if "laclip.head_c.weight" in student else 0
+    model = LabelFreeLLDif(cfg, num_classes, text_dim)
     missing, unexpected = model.load_state_dict(student, strict=False)
     if missing or unexpected:
         raise UserError(f"checkpoint does not fit the LLDif config: missing {missing[:5]}, unexpected {unexpected[:5]}")
