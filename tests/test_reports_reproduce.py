@@ -85,3 +85,27 @@ def test_cli_dry_run(tmp_path):
     assert result.exit_code == 0, result.output
     assert "8 runs: 0 done, 0 to resume, 8 to start" in result.output
     assert not (tmp_path / "runs").exists()  # a dry run writes nothing
+
+
+def test_table5_on_a_named_lldif_config(tmp_path):
+    """--lldif-config cpu: every variant's config is the shipped `cpu` run config plus the variant, and
+    the epochs are that config's stage epochs (issue 17's Table 5 on the demo data)."""
+    from lldif_bench.training.config import load_yaml
+
+    runs = tmp_path / "runs"
+    plan = reproduce.plan_table(5, {}, runs, [0, 1], measure=False, lldif_config="cpu")
+    assert [r.variant for r in plan] == ["V1", "V1", "V2", "V2", "V3", "V3", "V4", "V4"]
+    cpu = reproduce.lldif_run_config("cpu")
+    cpu_values = load_yaml(cpu)
+    assert plan[0].epochs == sum(int(v["epochs"]) for v in cpu_values["stages"].values())
+    config = reproduce.variant_config_path(runs, "V3", cpu)
+    assert plan[4].command[-2:] == ["--config", str(config)] and config.name == "lldif-cpu-V3.yaml"
+    written = load_yaml(reproduce.write_variant_config(runs, "V3", cpu))
+    assert written["method_options"] == {**cpu_values["method_options"], "variant": "V3"}
+    assert written["stages"] == cpu_values["stages"] and written["image_size"] == cpu_values["image_size"]
+    plan2 = reproduce.plan_table(2, {}, runs, [0], measure=False, lldif_config="cpu")
+    lldif = next(r for r in plan2 if r.method == "lldif")
+    assert lldif.command[-2:] == ["--config", str(cpu)]
+    assert all("--config" not in r.command for r in plan2 if r.method != "lldif")
+    with pytest.raises(UserError, match="no such file"):
+        reproduce.plan_table(5, {}, runs, [0], measure=False, lldif_config="nope")

@@ -28,10 +28,14 @@ from lldif_bench.cli.common import device_option, resolved
 @click.option("--run-args", default="", help="Extra arguments for every 'lldif-bench run', e.g. '--amp'.")
 @click.option("--aggregate", type=click.Choice(("mean", "best")), default="mean", show_default=True,
               help="Over seeds: mean ± sample std with n, or the best run.")
+@click.option("--lldif-config", default=None,
+              help="Run config of every LLDif run: a shipped name (cpu, tiny, V1…) or a YAML file; "
+                   "Table 5's variants are written as this config plus the variant [paper's base preset].")
 @device_option
 @click.pass_context
 def command(ctx, table: str, data: tuple[str, ...], runs_dir: Path, seeds: str, dry_run: bool, measure: bool,
-            throughput_batch: int, run_args: str, aggregate: str, device: str | None) -> None:
+            throughput_batch: int, run_args: str, aggregate: str, lldif_config: str | None,
+            device: str | None) -> None:
     """Run every method (or LLDif variant) that a paper table needs with each method's paper
     settings, skipping finished runs and resuming interrupted ones, then write the table
     (RUNS/table<N>.md and .csv).
@@ -41,6 +45,7 @@ def command(ctx, table: str, data: tuple[str, ...], runs_dir: Path, seeds: str, 
       lldif-bench reproduce --table 2 --data data/ll-rafdb --dry-run
       lldif-bench reproduce --table 1 --data rafdb=data/raf --data ferplus=data/ferplus --data kdef=data/kdef
       lldif-bench reproduce --table 5 --data data/ll-kdef --seeds 0,1,2
+      lldif-bench reproduce --table 5 --data demo/data/lowlight --lldif-config cpu --seeds 0,1,2
     """
     from lldif_bench.device import resolve_device
     from lldif_bench.errors import UserError
@@ -64,7 +69,7 @@ def command(ctx, table: str, data: tuple[str, ...], runs_dir: Path, seeds: str, 
     measure_on = str(resolve_device(resolved(ctx, "device", device) or "auto"))
     plan = plan_table(int(table), data_dirs, runs_dir, seed_list, device=device,
                       extra_args=shlex.split(run_args), measure=measure, throughput_device=measure_on,
-                      throughput_batch=throughput_batch)
+                      throughput_batch=throughput_batch, lldif_config=lldif_config)
     click.echo(format_plan(plan, measure_on if measure else None))
     if dry_run:
         return

@@ -46,6 +46,7 @@ class PlannedRun:
     img_per_s: float | None = None
     est_seconds: float | None = None
     command: list[str] = field(default_factory=list)
+    base_config: str = ""  # LLDif runs: the --lldif-config file every LLDif run (and variant) builds on
 
     def command_line(self) -> str:
         return shlex.join(self.command)
@@ -85,21 +86,38 @@ def count_train_images(data_dir: Path) -> int:
     return sum(1 for r in open_dataset(data_dir).records() if r.split == "train")
 
 
-def method_epochs(method: str, variant: str = "", overrides: dict | None = None) -> int:
-    """The paper-recipe epochs of a method (the sum of all stage epochs for LLDif)."""
+def method_epochs(method: str, variant: str = "", overrides: dict | None = None,
+                  run_config: dict | None = None) -> int:
+    """The recipe epochs of a method (the sum of all stage epochs for LLDif, from its preset and the
+    ``stages`` of ``run_config``, the --lldif-config file's values, when given)."""
     from lldif_bench.methods import load_all_methods
 
     builder = load_all_methods().get(method)
     if method == "lldif":
         from lldif_bench.models.lldif.config import resolve_config
+        from lldif_bench.models.lldif.model import stage_plan
 
-        st = resolve_config("base", variant or None, overrides).stages
-        return st.stage0_epochs + st.stage1_epochs + st.warmup_epochs + st.joint_epochs
+        run_config = run_config or {}
+        preset = str((run_config.get("method_options") or {}).get("config", "base"))
+        per_stage = run_config.get("stages") or {}
+        return sum(int((per_stage.get(s.name) or {}).get("epochs", s.epochs))
+                   for s in stage_plan(resolve_config(preset, variant or None, overrides)))
     return int((getattr(builder, "DEFAULTS", {}) or {}).get("epochs", 200))
 
 
+def lldif_run_config(config: str | Path | None) -> Path | None:
+    """``--lldif-config``: one of LLDif's shipped run configs by name (``cpu``, ``tiny``, …) or a YAML file."""
+    if not config:
+        return None
+    from lldif_bench.methods import load_all_methods
+    from lldif_bench.training.config import named_config
+
+    return named_config(load_all_methods().get("lldif"), config)
+
+
 def measure_train_throughput(method: str, variant: str = "", device: str = "cpu", batch_size: int = 8,
-                             steps: int = 2, image_size: int | None = None) -> float:
+                             steps: int = 2, image_size: int | None = None,
+                             run_config: dict | None = None) -> float:
     """Training images/s of ``method`` (forward + loss + backward + Adam step) on random tensors."""
     import torch
 
@@ -107,7 +125,10 @@ def measure_train_throughput(method: str, variant: str = "", device: str = "cpu"
 
     builder = load_all_methods().get(method)
     size = int(image_size or (getattr(builder, "DEFAULTS", {}) or {}).get("image_size", 224))
-    kwargs = {"variant": variant} if (method == "lldif" and variant) else {}
+    kwargs = dict((run_config or {}).get("method_options") or {})
+    if method == "lldif" and variant:
+        kwargs["variant"] = variant
+    image_size = image_size or (run_config or {}).get("image_size")
     try:
         model = builder(7, num_train=1024, pretrained=None, **kwargs)
     except TypeError:
@@ -163,19 +184,25 @@ def _status(runs_dir: Path, name: str, finished: set[str]) -> str:
 VARIANT_CONFIG_DIR = "reproduce-configs"
 
 
-def variant_config_path(runs_dir: Path, variant: str) -> Path:
-    """The run-config YAML that selects an LLDif variant (``method_options: {variant: V1}``)."""
-    return runs_dir / VARIANT_CONFIG_DIR / f"lldif-{variant}.yaml"
+def variant_config_path(runs_dir: Path, variant: str, base: str | Path | None = None) -> Path:
+    """The run-config YAML that selects an LLDif variant (``method_options: {variant: V1}``), on top of
+    the ``base`` run config when one is given (``lldif-<base>-<variant>.yaml``)."""
+    stem = f"lldif-{Path(base).stem}-{variant}" if base else f"lldif-{variant}"
+    return runs_dir / VARIANT_CONFIG_DIR / f"{stem}.yaml"
 
 
-def write_variant_config(runs_dir: Path, variant: str) -> Path:
+def write_variant_config(runs_dir: Path, variant: str, base: str | Path | None = None) -> Path:
+    """Write the variant's run config: ``base``'s values (e.g. the `cpu` preset's) with the variant set."""
     import yaml
 
     from lldif_bench.imageio import atomic_write_bytes
+    from lldif_bench.training.config import load_yaml
 
-    path = variant_config_path(runs_dir, variant)
+    values = dict(load_yaml(base)) if base else {}
+    values["method_options"] = {**(values.get("method_options") or {}), "variant": variant}
+    path = variant_config_path(runs_dir, variant, base)
     path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(path, yaml.safe_dump({"method_options": {"variant": variant}}).encode())
+    atomic_write_bytes(path, yaml.safe_dump(values, sort_keys=False).encode())
     return path
 
 
@@ -184,7 +211,9 @@ def _command(run: PlannedRun, runs_dir: Path, device: str | None, extra: list[st
         "run", "--method", run.method, "--data", run.data_dir or f"<{run.dataset} {run.condition} dir>",
         "--seed", str(run.seed), "--out", str(runs_dir), "--name", run.run_name]
     if run.variant:  # the harness selects LLDif variants through its config file (method_options)
-        cmd += ["--config", str(variant_config_path(runs_dir, run.variant))]
+        cmd += ["--config", str(variant_config_path(runs_dir, run.variant, run.base_config or None))]
+    elif run.base_config:
+        cmd += ["--config", run.base_config]
     if run.status == "partial":
         cmd.append("--resume")
     return cmd + list(extra)
@@ -216,14 +245,14 @@ def save_throughput_cache(runs_dir: Path, cache: dict[str, dict]) -> None:
 
 
 def _measured_rate(method: str, variant: str, runs_dir: Path, cache: dict[str, dict], device: str,
-                   batch: int) -> float | None:
+                   batch: int, run_config: dict | None = None, config_name: str = "") -> float | None:
     """img/s from the cache, else measured now and cached; ``None`` when it cannot be measured."""
-    ckey = _throughput_key(method, variant, device, batch)
+    ckey = _throughput_key(method, variant, device, batch) + (f"|{config_name}" if config_name else "")
     if ckey not in cache:
         log.warning("measuring training throughput of %s%s on %s (cached in %s)", method,
                     f" {variant}" if variant else "", device, runs_dir / THROUGHPUT_CACHE)
         try:
-            rate = measure_train_throughput(method, variant, device, batch)
+            rate = measure_train_throughput(method, variant, device, batch, run_config=run_config)
         except (UserError, RuntimeError, ImportError) as err:  # e.g. a missing optional encoder, OOM
             log.warning("could not measure %s: %s (its cost stays unestimated)", method, err)
             return None
@@ -235,14 +264,24 @@ def _measured_rate(method: str, variant: str, runs_dir: Path, cache: dict[str, d
 def plan_table(number: int, data: dict[str, Path], runs_dir: Path, seeds: list[int],
                device: str | None = None, extra_args: list[str] | None = None, measure: bool = True,
                throughput_device: str = "cpu", throughput_batch: int = 8,
-               throughput: dict[tuple[str, str], float] | None = None) -> list[PlannedRun]:
+               throughput: dict[tuple[str, str], float] | None = None,
+               lldif_config: str | Path | None = None) -> list[PlannedRun]:
     """Every run Table ``number`` needs, with status, command and cost estimate.
+
+    ``lldif_config`` (a shipped LLDif run config such as ``cpu``, or a YAML file) is the run config of
+    every LLDif run; Table 5's variants are written as that config plus the variant.
 
     ``throughput`` gives img/s per (method, variant) directly; otherwise, with ``measure``, each is
     measured once per device and batch and cached in ``runs_dir/throughput.json``.
     """
     spec = get_table(number)
     finished = _finished_dirs(runs_dir)
+    base = lldif_run_config(lldif_config)
+    base_values: dict = {}
+    if base is not None:
+        from lldif_bench.training.config import load_yaml
+
+        base_values = load_yaml(base)
     counts: dict[str, tuple[int | None, str]] = {}
     for dataset in spec.datasets:
         if dataset in data:
@@ -255,14 +294,19 @@ def plan_table(number: int, data: dict[str, Path], runs_dir: Path, seeds: list[i
     for cell in spec.cells():
         key = (cell.method, cell.variant)
         if measure and key not in speed:
+            on_base = base is not None and cell.method == "lldif"
             speed[key] = _measured_rate(cell.method, cell.variant, runs_dir, cache, throughput_device,
-                                        throughput_batch)
+                                        throughput_batch, base_values if on_base else None,
+                                        str(base) if on_base else "")
         for seed in seeds:
             name = run_name(cell.method, cell.variant, cell.dataset, cell.condition, seed)
             images, source = counts[cell.dataset]
+            lldif_base = base if cell.method == "lldif" else None
+            epochs = method_epochs(cell.method, cell.variant, run_config=base_values if lldif_base else None)
             run = PlannedRun(spec.number, cell.method, cell.variant, cell.dataset, cell.condition, seed,
-                             str(data.get(cell.dataset, "")), name, method_epochs(cell.method, cell.variant),
-                             images, source, _status(runs_dir, name, finished), speed.get(key))
+                             str(data.get(cell.dataset, "")), name, epochs, images, source,
+                             _status(runs_dir, name, finished), speed.get(key),
+                             base_config=str(lldif_base) if lldif_base else "")
             if run.img_per_s and run.train_images:
                 run.est_seconds = run.train_images * run.epochs / run.img_per_s
             run.command = _command(run, runs_dir, device, extra_args or [])
@@ -288,7 +332,8 @@ def format_plan(plan: list[PlannedRun], throughput_device: str | None) -> str:
         if run.status != "done":
             lines.append(f"          {run.command_line()}")
             if run.variant:
-                lines.append(f"          (the --config file holds 'method_options: {{variant: {run.variant}}}'; "
+                on = f"{run.base_config}'s settings and " if run.base_config else ""
+                lines.append(f"          (the --config file holds {on}'method_options: {{variant: {run.variant}}}'; "
                              "written when the plan runs)")
     todo = [r for r in plan if r.status != "done"]
     known = [r.est_seconds for r in todo if r.est_seconds is not None]
@@ -324,7 +369,7 @@ def execute_plan(plan: list[PlannedRun], runs_dir: Path, table: int, aggregate: 
         if not run.data_dir:
             raise UserError(f"no data folder for {run.dataset} ({run.run_name}); pass --data")
         if run.variant:
-            write_variant_config(runs_dir, run.variant)
+            write_variant_config(runs_dir, run.variant, run.base_config or None)
         log.warning("reproduce: %s %s", "resuming" if run.status == "partial" else "starting", run.command_line())
         try:
             main.main(args=run.command[1:], prog_name="lldif-bench", standalone_mode=False)
