@@ -109,3 +109,38 @@ def test_table5_on_a_named_lldif_config(tmp_path):
     assert all("--config" not in r.command for r in plan2 if r.method != "lldif")
     with pytest.raises(UserError, match="no such file"):
         reproduce.plan_table(5, {}, runs, [0], measure=False, lldif_config="nope")
+
+
+@pytest.mark.slow  # four tiny LLDif pipelines: ~6 min on the loaded 2-core machine
+def test_table5_variants_branch_from_finished_siblings(tmp_path):
+    """V2-V4 take the stages they compute identically from a finished sibling (0-1; V4 also 2a from V2),
+    train only the rest, and end with the same stage weights the sibling handed over."""
+    import json
+
+    import numpy as np
+    from safetensors.torch import load_file
+    from test_training_support import make_folder_dataset
+
+    from lldif_bench.landmarks.fallback import canonical_shape_in_crop
+
+    data = make_folder_dataset(tmp_path / "tinyfer", per_class_train=3, per_class_test=2, size=56)
+    rel = sorted(str(p.relative_to(data)) for p in data.rglob("*.png"))
+    np.savez(data / "landmarks.npz", relpath=np.array(rel),
+             points=np.repeat(canonical_shape_in_crop(56, 56)[None], len(rel), 0).astype(np.float32))
+    runs = tmp_path / "runs"
+    plan = reproduce.plan_table(5, {"kdef": data}, runs, [0], measure=False, lldif_config="tiny",
+                                extra_args=["--limit-batches", "1", "--no-progress", "--workers", "1"])
+    reproduce.execute_plan(plan, runs, 5)
+    names = {r.variant: r.run_name for r in plan}
+    assert not (runs / names["V1"] / reproduce.BRANCH_NOTE).exists()
+    notes = {v: json.loads((runs / names[v] / reproduce.BRANCH_NOTE).read_text()) for v in ("V2", "V3", "V4")}
+    assert notes["V2"]["stages"] == ["0", "1"] and notes["V3"]["stages"] == ["0", "1"]
+    assert notes["V4"] == {"run": names["V2"], "stages": ["0", "1", "2a"]}
+    def weights(variant, stage):
+        return load_file(str(runs / names[variant] / "checkpoints" / stage / "last.safetensors"))
+    for variant in ("V2", "V3", "V4"):
+        assert all(v.equal(weights("V1", "1")[k]) for k, v in weights(variant, "1").items())
+        assert (runs / names[variant] / "results.json").is_file()
+    assert all(v.equal(weights("V2", "2a")[k]) for k, v in weights("V4", "2a").items())
+    assert not all(v.equal(weights("V2", "2b")[k]) for k, v in weights("V4", "2b").items())
+    assert (runs / "table5.md").is_file()

@@ -353,9 +353,66 @@ def save_plan(plan: list[PlannedRun], path: Path) -> Path:
     return path
 
 
+BRANCH_NOTE = "branched_from.json"
+
+
+def _lldif_config(run: PlannedRun):
+    from lldif_bench.models.lldif.builder import config_from_options
+    from lldif_bench.training.config import load_yaml
+
+    values = load_yaml(run.base_config) if run.base_config else {}
+    options = dict(values.get("method_options") or {})
+    if run.variant:
+        options["variant"] = run.variant
+    if values.get("image_size"):
+        options["image_size"] = values["image_size"]
+    return config_from_options(options)
+
+
+def branch_from_sibling(run: PlannedRun, plan: list[PlannedRun], runs_dir: Path) -> tuple[str, ...]:
+    """Before an LLDif variant run starts: copy the stages it computes identically to a finished sibling
+    run (another variant on the same data, seed and base config; :func:`shared_stages`) into its folder,
+    so ``--resume`` trains only the rest. Table 5's V2-V4 share stages 0-1 (V2/V4 also 2a). Returns the
+    stages copied; the folder appears whole or not at all, with ``branched_from.json`` saying from where."""
+    import shutil
+
+    from lldif_bench.models.lldif.config import shared_stages
+
+    target = runs_dir / run.run_name
+    if run.method != "lldif" or not run.variant or target.exists():
+        return ()
+    mine = _lldif_config(run)
+    best: tuple[str, ...] = ()
+    donor = None
+    for other in plan:
+        same_cell = (other.dataset, other.condition, other.seed, other.data_dir, other.base_config) == (
+            run.dataset, run.condition, run.seed, run.data_dir, run.base_config)
+        if other is run or other.method != "lldif" or not same_cell:
+            continue
+        if not (runs_dir / other.run_name / "results.json").is_file():
+            continue
+        shared = tuple(s for s in shared_stages(mine, _lldif_config(other)) if s != "2b")
+        if len(shared) > len(best):
+            best, donor = shared, other
+    if donor is None:
+        return ()
+    tmp = runs_dir / f".{run.run_name}.branch"
+    shutil.rmtree(tmp, ignore_errors=True)
+    for stage in best:
+        shutil.copytree(runs_dir / donor.run_name / "checkpoints" / stage, tmp / "checkpoints" / stage)
+    (tmp / BRANCH_NOTE).write_text(json.dumps({"run": donor.run_name, "stages": list(best)}, indent=1))
+    tmp.rename(target)
+    log.warning("reproduce: %s starts from %s's finished stages %s", run.run_name, donor.run_name, ", ".join(best))
+    run.status = "partial"
+    if "--resume" not in run.command:
+        run.command.append("--resume")
+    return best
+
+
 def execute_plan(plan: list[PlannedRun], runs_dir: Path, table: int, aggregate: str = "mean") -> list[Path]:
     """Run every planned run that is not done through ``lldif-bench run`` (in this process), each
-    resumed when partial, then write ``runs_dir/table<N>.md`` and ``.csv``. Returns the paths written."""
+    resumed when partial (LLDif variants first take the stages they share with a finished sibling,
+    :func:`branch_from_sibling`), then write ``runs_dir/table<N>.md`` and ``.csv``. Returns the paths written."""
     import click
 
     from lldif_bench.cli.main import main
@@ -370,6 +427,7 @@ def execute_plan(plan: list[PlannedRun], runs_dir: Path, table: int, aggregate: 
             raise UserError(f"no data folder for {run.dataset} ({run.run_name}); pass --data")
         if run.variant:
             write_variant_config(runs_dir, run.variant, run.base_config or None)
+            branch_from_sibling(run, plan, runs_dir)
         log.warning("reproduce: %s %s", "resuming" if run.status == "partial" else "starting", run.command_line())
         try:
             main.main(args=run.command[1:], prog_name="lldif-bench", standalone_mode=False)

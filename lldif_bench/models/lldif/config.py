@@ -170,11 +170,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     # at the same input size, benchmarks/bench_lldif.py), sized for the demo's 56 px: the stem stride 2
     # puts DTNet level 1 at S/2 (28² at 56 px) so the internal grids shrink with the input (F1..F3 at
     # 14/7/4, one DLNet window per scale, 28² heatmaps) instead of staying at the note's 56/28/14/7;
-    # LA-CLIP uses the 3-conv trunk (its ResNet-18 forward alone, in every stage-1/2 step, costs a third
-    # of a ResNet-18 training step).
+    # LA-CLIP keeps the note's ResNet-18 trunk and PNET_s2 reads its frozen embeddings (A22): on the demo's
+    # data the 3-conv LA-CLIP trunk stayed at the majority class through stage 0 and a pixel-only PNET_s2
+    # never left it (14 epochs of plain CE, with or without BatchNorm), so Ẑ could carry no label
+    # information; LA-CLIP's ResNet-18 reached 68.5% zero-shot after 6 stage-0 epochs (README, issue 17).
     "cpu": {
-        "laclip": {"trunk": "small_cnn", "width": 128},
-        "pnet_s2": {"n_feats": 16, "n_res": 2, "grid": 14},
+        "laclip": {"trunk": "resnet18"},
+        "pnet_s2": {"n_feats": 16, "n_res": 2, "grid": 14, "use_laclip_image": True},
         "dtnet": {"widths": (16, 32, 64), "heads": (1, 2, 4), "enc_blocks": (1, 2, 2), "dec_blocks": (1, 1),
                   "stem_stride": 2},
         "dlnet": {"dims": (32, 64, 128), "heads": (1, 2, 4), "windows": (0, 0, 0)},
@@ -206,6 +208,38 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # V4 with the phase-2a pin kept in 2b (Eq. 18 plus DiffIR's L1): Ẑ stays tied to the teacher's Z
     "V4-pin": {"stages": {"kl_weight": 1.0, "abs_weight": 1.0}, "diffusion": {"insert_noise_train": True}},
 }
+
+
+# What each stage after 1 reads of the settings the variants change (stages 0 and 1 read none of them):
+# two configs that differ only in these can share every stage before the first one that reads a
+# differing key (Table 5's variants branch from one another's finished stages; `reproduce`).
+VARIANT_KEYS_READ_BY: dict[str, frozenset[str]] = {
+    "2a": frozenset({"stages.use_diffusion", "diffusion.insert_noise_train"}),
+    "2b": frozenset({"stages.use_diffusion", "diffusion.insert_noise_train", "stages.kl_weight",
+                     "stages.abs_weight"}),
+}
+
+
+def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[prefix + key] = value
+    return out
+
+
+def shared_stages(a: LLDifConfig, b: LLDifConfig) -> tuple[str, ...]:
+    """The leading stages two configs compute identically (same data and seed assumed): none unless they
+    differ only in the variant keys; then 0 and 1, and 2a too when 2a reads none of the differing keys."""
+    flat_a, flat_b = _flat(a.to_dict()), _flat(b.to_dict())
+    differing = {k for k in flat_a if flat_a[k] != flat_b.get(k)}
+    if not differing:
+        return ("0", "1", "2a", "2b")
+    if not differing <= VARIANT_KEYS_READ_BY["2b"]:
+        return ()
+    return ("0", "1") if differing & VARIANT_KEYS_READ_BY["2a"] else ("0", "1", "2a")
 
 
 def _merge(node: Any, overrides: dict[str, Any], path: str) -> Any:
