@@ -1,4 +1,4 @@
-"""``lldif-bench sweep darkness``: accuracy of trained runs vs exposure (EV), one chart + CSV."""
+"""``lldif-bench sweep``: accuracy of trained runs vs exposure (EV), and LLDif accuracy vs diffusion steps T."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from lldif_bench.cli.common import device_option, resolved, seed_option
 
 @click.group("sweep")
 def command() -> None:
-    """Sweeps beyond the paper: evaluate trained runs under a varied condition."""
+    """Sweeps: evaluate trained runs under a varied condition (darkness), or retrain LLDif's phase 2
+    per diffusion step count (steps, the paper's Fig. 8)."""
 
 
 @command.command("darkness")
@@ -66,3 +67,36 @@ def darkness(ctx, runs, data_dir, ev, preset, like, out, batch_size, device, see
     for path in plot_sweep(sweep_series(frame), out / "sweep.png",
                            title=f"Accuracy vs exposure (preset {preset}, seed {seed})"):
         click.echo(f"wrote {path}")
+
+
+@command.command("steps")
+@click.option("--run", "run_dir", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="A finished LLDif run: its stages 0-1 are reused, phase 2 is retrained per T.")
+@click.option("--steps", "steps", default="1,2,4,8", show_default=True, help="Diffusion steps T, comma-separated.")
+@click.option("--run-args", default="", help="Extra arguments for every 'lldif-bench run', e.g. '--workers 1'.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="CSV of the table [RUN's folder/steps-<RUN>.csv].")
+def steps(run_dir: Path, steps: str, run_args: str, out: Path | None) -> None:
+    """Accuracy vs diffusion steps T (the paper's Fig. 8): for each T, RUN-T<t> starts from RUN's
+    finished stages 0-1 and trains phases 2a + 2b with that T (resumable; finished ones are reused);
+    prints accuracy and the EPD diagnostics per T and writes them as CSV.
+
+    \b
+    Example:
+      lldif-bench sweep steps --run demo/runs/lldif-data-low-light-s0 --steps 1,2,4,8
+    """
+    import shlex
+
+    from lldif_bench.errors import UserError
+    from lldif_bench.imageio import atomic_write_bytes
+    from lldif_bench.reports.steps import sweep_steps
+
+    try:
+        values = [int(s) for s in steps.split(",") if s.strip()]
+    except ValueError:
+        raise UserError(f"--steps {steps!r}: give comma-separated integers, e.g. 1,2,4,8") from None
+    frame = sweep_steps(run_dir, values, shlex.split(run_args))
+    out = out or run_dir.parent / f"steps-{run_dir.name}.csv"
+    atomic_write_bytes(out, frame.to_csv(index=False, float_format="%.4f").encode())
+    click.echo(frame.round(2).to_string(index=False))
+    click.echo(f"wrote {out}")

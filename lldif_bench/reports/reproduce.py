@@ -369,13 +369,24 @@ def _lldif_config(run: PlannedRun):
     return config_from_options(options)
 
 
+def copy_finished_stages(donor: Path, target: Path, stages: tuple[str, ...]) -> None:
+    """Create run folder ``target`` holding ``donor``'s checkpoints of ``stages`` (whole or not at all)
+    and ``branched_from.json``; ``lldif-bench run --resume`` on it then trains only the later stages."""
+    import shutil
+
+    tmp = target.parent / f".{target.name}.branch"
+    shutil.rmtree(tmp, ignore_errors=True)
+    for stage in stages:
+        shutil.copytree(donor / "checkpoints" / stage, tmp / "checkpoints" / stage)
+    (tmp / BRANCH_NOTE).write_text(json.dumps({"run": donor.name, "stages": list(stages)}, indent=1))
+    tmp.rename(target)
+
+
 def branch_from_sibling(run: PlannedRun, plan: list[PlannedRun], runs_dir: Path) -> tuple[str, ...]:
     """Before an LLDif variant run starts: copy the stages it computes identically to a finished sibling
     run (another variant on the same data, seed and base config; :func:`shared_stages`) into its folder,
     so ``--resume`` trains only the rest. Table 5's V2-V4 share stages 0-1 (V2/V4 also 2a). Returns the
     stages copied; the folder appears whole or not at all, with ``branched_from.json`` saying from where."""
-    import shutil
-
     from lldif_bench.models.lldif.config import shared_stages
 
     target = runs_dir / run.run_name
@@ -396,12 +407,7 @@ def branch_from_sibling(run: PlannedRun, plan: list[PlannedRun], runs_dir: Path)
             best, donor = shared, other
     if donor is None:
         return ()
-    tmp = runs_dir / f".{run.run_name}.branch"
-    shutil.rmtree(tmp, ignore_errors=True)
-    for stage in best:
-        shutil.copytree(runs_dir / donor.run_name / "checkpoints" / stage, tmp / "checkpoints" / stage)
-    (tmp / BRANCH_NOTE).write_text(json.dumps({"run": donor.run_name, "stages": list(best)}, indent=1))
-    tmp.rename(target)
+    copy_finished_stages(runs_dir / donor.run_name, target, best)
     log.warning("reproduce: %s starts from %s's finished stages %s", run.run_name, donor.run_name, ", ".join(best))
     run.status = "partial"
     if "--resume" not in run.command:

@@ -210,14 +210,17 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-# What each stage after 1 reads of the settings the variants change (stages 0 and 1 read none of them):
-# two configs that differ only in these can share every stage before the first one that reads a
-# differing key (Table 5's variants branch from one another's finished stages; `reproduce`).
-VARIANT_KEYS_READ_BY: dict[str, frozenset[str]] = {
-    "2a": frozenset({"stages.use_diffusion", "diffusion.insert_noise_train"}),
-    "2b": frozenset({"stages.use_diffusion", "diffusion.insert_noise_train", "stages.kl_weight",
-                     "stages.abs_weight"}),
+# Settings that stages 0 and 1 never read, by the first stage that reads them: two configs that differ
+# only in these compute stages 0-1 identically (same data and seed), and 2a too when none of the
+# differing keys is read from 2a on (Table 5's variants and the T sweep branch from finished stages).
+PHASE2_KEYS: dict[str, tuple[str, ...]] = {
+    "2a": ("diffusion.", "stages.use_diffusion", "stages.warmup_"),
+    "2b": ("stages.kl_weight", "stages.abs_weight", "stages.joint_epochs"),
 }
+
+
+def _read_from(key: str, stage: str) -> bool:
+    return key.startswith(PHASE2_KEYS[stage])
 
 
 def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -231,15 +234,16 @@ def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def shared_stages(a: LLDifConfig, b: LLDifConfig) -> tuple[str, ...]:
-    """The leading stages two configs compute identically (same data and seed assumed): none unless they
-    differ only in the variant keys; then 0 and 1, and 2a too when 2a reads none of the differing keys."""
+    """The leading stages two configs compute identically (same data and seed assumed): all four when
+    equal; none unless they differ only in :data:`PHASE2_KEYS`; else 0 and 1, and 2a when every
+    differing key is first read in 2b."""
     flat_a, flat_b = _flat(a.to_dict()), _flat(b.to_dict())
     differing = {k for k in flat_a if flat_a[k] != flat_b.get(k)}
     if not differing:
         return ("0", "1", "2a", "2b")
-    if not differing <= VARIANT_KEYS_READ_BY["2b"]:
+    if not all(_read_from(k, "2a") or _read_from(k, "2b") for k in differing):
         return ()
-    return ("0", "1") if differing & VARIANT_KEYS_READ_BY["2a"] else ("0", "1", "2a")
+    return ("0", "1") if any(_read_from(k, "2a") for k in differing) else ("0", "1", "2a")
 
 
 def _merge(node: Any, overrides: dict[str, Any], path: str) -> Any:
