@@ -26,13 +26,17 @@ train oracle accuracy reached 86% after 40 steps and 100% after 140. The printed
 available: ``dtnet.mod=pure, dtnet.z_norm=false, pnet_s1.center_text=false``.
 
 Stage 2 on the same data (README, "LLDif's diffusion prior on the proxy"): the stage-1 LLformer reads
-the label from Z alone (A20), so Ẑ is only as informative as PNET_s2 is an image classifier. Phase 2a's
-KL + L1 regress Ẑ onto per-class codes and, while PNET_s2 cannot separate the classes, settle at their
-mean (spread 0.015 vs Z's 0.50 after 4 epochs, 0.016 after 6); the literal V4 phase 2b (CE only) then
-keeps Ẑ constant and the LLformer falls to the majority class. ``stages.warmup_ce_weight`` (the
-`cpu` preset's 1.0) adds CE through the frozen LLformer to 2a; it moved the LLformer fed Ẑ from 10.5%
-to 38.6% (the majority class) but not yet to a per-image prior. The default phase-2b loss stays the
-literal V4 (no reading was measured to keep Ẑ informative); ``V4-pin`` keeps the 2a pin in 2b.
+the label from Z alone (A20), so Ẑ is only as informative as PNET_s2 is an image classifier. With
+pixels only (the note's default) PNET_s2 never left the majority class here — 14 epochs of plain CE
+with or without BatchNorm, while a ResNet-18 in the same loop reached 59% train accuracy in 2 — so
+phase 2a's KL + L1 settled at the mean code (spread 0.015 vs Z's 0.50) and the literal V4 phase 2b
+kept Ẑ constant. The `cpu` preset therefore takes A22 (``pnet_s2.use_laclip_image``, LRDif's design,
+label-free): PNET_s2 also reads the frozen LA-CLIP embeddings f_c^l, f_l^l, and LA-CLIP keeps the
+note's ResNet-18 trunk (the 3-conv trunk stayed at the majority class through stage 0; ResNet-18 gave
+73% zero-shot after 6 stage-0 epochs). Then Ẑ carries the label per image (after 2a: LLformer fed
+its own Ẑ 72.8%, fed another image's 27.8%). ``stages.warmup_ce_weight`` (the `cpu` preset's 1.0)
+adds CE through the frozen LLformer to 2a. The default phase-2b loss stays the literal V4;
+``V4-pin`` keeps the 2a pin in 2b.
 
 Ground-truth label/caption enter only through PNET_s1 (stage 1, and as the frozen stage-2 teacher).
 :class:`LabelFreeLLDif` (PNET_s2, denoiser, diffusion, LLformer) is a submodule (``student``) of the
