@@ -19,10 +19,12 @@ reading off a shared machine. All sizes of a layout are generated first and meas
 change in the machine's load between minutes hits every size alike; the best round counts. The
 run counts (over all rounds) are printed beside the times.
 
-Each child reports its wall time and its peak RSS: the largest resident set of the child or of
-any of its worker processes (``getrusage`` RUSAGE_SELF / RUSAGE_CHILDREN ``ru_maxrss``). Between
-sizes the growth exponent k (time ∝ n^k) is printed. Goals (issue 19): k ≤ 1.15 for every stage,
-peak RSS ≤ 1 GB for every full-size build.
+Each child reports its wall time, its CPU time (user + system of the child and its worker
+processes, best run: what the machine's other processes do not add to, printed in a second table
+as a check on a busy machine) and its peak RSS: the largest resident set of the child or of any of
+its worker processes (``getrusage`` RUSAGE_SELF / RUSAGE_CHILDREN ``ru_maxrss``). Between sizes
+the growth exponent k (time ∝ n^k) is printed. Goals (issue 19), on wall time: k ≤ 1.15 for every
+stage, peak RSS ≤ 1 GB for every full-size build.
 
     python benchmarks/bench_datasets.py [--layouts rafdb,ferplus-csv,ferplus-folders,kdef]
                                         [--fractions 0.25,0.5,1] [--pack-size 64] [--rounds 2]
@@ -64,22 +66,30 @@ def peak_rss_mb() -> float:
     return max(own, kids) / 1024
 
 
-def timed_reps(once, before_each, min_reps: int) -> tuple[float, int, object]:
+def cpu_seconds() -> float:
+    """CPU time (user + system, microsecond resolution: ``os.times`` counts 10 ms ticks) of this
+    process and of its finished (waited-for) children."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def timed_reps(once, before_each, min_reps: int) -> tuple[float, float, int, object]:
     """Best (min) ``time.perf_counter`` seconds of ``once()``, repeated until at least ``min_reps``
     runs and ``MIN_SECONDS`` of timed work (at most ``MAX_REPS``), so a sub-second stage is the
     best of many runs, not one reading. ``before_each()`` runs untimed before every run (a clean
     output folder); the previous run's objects are freed and collected untimed too, so every run
-    starts from the same memory. Returns (best seconds, runs, last result)."""
-    best, total, reps, result = math.inf, 0.0, 0, None
+    starts from the same memory. Returns (best wall seconds, best CPU seconds of this process and
+    its workers — what other processes on a shared machine do not add to —, runs, last result)."""
+    best, best_cpu, total, reps, result = math.inf, math.inf, 0.0, 0, None
     while reps < MAX_REPS and (reps < min_reps or total < MIN_SECONDS):
         result = None
         gc.collect()
         before_each()
-        start = time.perf_counter()
+        cpu, start = cpu_seconds(), time.perf_counter()
         result = once()
-        seconds = time.perf_counter() - start
-        best, total, reps = min(best, seconds), total + seconds, reps + 1
-    return best, reps, result
+        seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu
+        best, best_cpu, total, reps = min(best, seconds), min(best_cpu, cpu), total + seconds, reps + 1
+    return best, best_cpu, reps, result
 
 
 def run_stage(stage: str, layout: str, src: Path, out: Path, pack_size: int, workers: int) -> dict:
@@ -99,14 +109,14 @@ def run_stage(stage: str, layout: str, src: Path, out: Path, pack_size: int, wor
         def once():
             return build_lowlight(adapter(src), out, device="cpu", workers=workers, progress=False)
 
-        seconds, reps, summary = timed_reps(once, clean, min_reps=1)
+        seconds, cpu, reps, summary = timed_reps(once, clean, min_reps=1)
         count, extra = summary.ok, {"skipped": summary.skipped}
     elif stage == "list":
         def once():
             ds = adapter(src)
             return ds, len(ds.build_records())
 
-        seconds, reps, (ds, count) = timed_reps(once, lambda: None, min_reps=REPEATS)
+        seconds, cpu, reps, (ds, count) = timed_reps(once, lambda: None, min_reps=REPEATS)
         splits = [r.split for r in ds.records()]
         extra = {"train": splits.count("train"), "test": splits.count("test")}
     else:
@@ -117,9 +127,9 @@ def run_stage(stage: str, layout: str, src: Path, out: Path, pack_size: int, wor
             return pack_dataset(open_dataset(out), pack_size, cache_dir=out.parent / "pack", workers=workers,
                                 progress=False)
 
-        seconds, reps, packed = timed_reps(once, clean, min_reps=REPEATS)
+        seconds, cpu, reps, packed = timed_reps(once, clean, min_reps=REPEATS)
         count, extra = int(packed.valid.sum()), {}
-    return {"stage": stage, "seconds": seconds, "reps": reps, "items": count, "peak_rss_mb": peak_rss_mb(),
+    return {"stage": stage, "seconds": seconds, "cpu_seconds": cpu, "reps": reps, "items": count, "peak_rss_mb": peak_rss_mb(),
             **extra}
 
 
@@ -157,12 +167,15 @@ def better_of(kept: dict | None, new: dict) -> dict:
     if kept is None:
         return new
     out = dict(min(kept, new, key=lambda r: r["seconds"]))
+    out["cpu_seconds"] = min(kept["cpu_seconds"], new["cpu_seconds"])
     out["reps"] = kept["reps"] + new["reps"]
     out["peak_rss_mb"] = max(kept["peak_rss_mb"], new["peak_rss_mb"])
     return out
 
 
 def exponent(t1: float, n1: int, t2: float, n2: int) -> float:
+    if t1 <= 0 or t2 <= 0:
+        return math.nan
     return math.log(t2 / t1) / math.log(n2 / n1)
 
 
@@ -188,16 +201,20 @@ def main() -> None:
     print("| layout | n | list s | build s | pack s | runs list / build / pack | "
           "peak RSS MiB list / build / pack | k list | k build | k pack |")
     print("|---|---:|---:|---:|---:|---|---|---:|---:|---:|")
-    verdicts = []
+    verdicts, cpu_rows = [], []
     for layout in args.layouts.split(","):
         previous = None
         for frac, res in zip(fractions, measure_layout(layout, fractions, work, args)):
-            ks = ["", "", ""]
+            ks, cpu_ks = ["", "", ""], ["", "", ""]
             if previous is not None:
                 ks = [exponent(previous[s]["seconds"], previous[s]["items"], res[s]["seconds"], res[s]["items"])
                       for s in STAGES]
                 verdicts += [(layout, s, k) for s, k in zip(STAGES, ks)]
                 ks = [f"{k:.2f}" for k in ks]
+                cpu_ks = [f"{exponent(previous[s]['cpu_seconds'], previous[s]['items'], res[s]['cpu_seconds'], res[s]['items']):.2f}"
+                          for s in STAGES]
+            cpu = " / ".join(f"{res[s]['cpu_seconds']:.3f}" for s in STAGES)
+            cpu_rows.append(f"| {layout} | {res['list']['items']:,} | {cpu} | {' / '.join(cpu_ks) if cpu_ks[0] else ''} |")
             if frac == 1:
                 verdicts.append((layout, "rss", res["build"]["peak_rss_mb"]))
             rss = " / ".join(f"{res[s]['peak_rss_mb']:.0f}" for s in STAGES)
@@ -207,6 +224,11 @@ def main() -> None:
                   f"{res['list']['seconds']:.3f} | {res['build']['seconds']:.2f} | {res['pack']['seconds']:.2f} | "
                   f"{runs} | {rss} | {ks[0]} | {ks[1]} | {ks[2]} |", flush=True)
             previous = res
+    print("\nCPU seconds (user + system of the stage's process and its workers, best run; what the "
+          "machine's other processes do not add to) and their growth exponents:\n")
+    print("| layout | n | CPU s list / build / pack | k CPU list / build / pack |")
+    print("|---|---:|---|---|")
+    print("\n".join(cpu_rows))
     worst_k = max((k for _, s, k in verdicts if s != "rss"), default=float("nan"))
     worst_rss = max((v for _, s, v in verdicts if s == "rss"), default=float("nan"))
     rss_verdict = ("not measured (no full size)" if math.isnan(worst_rss) else
