@@ -17,6 +17,7 @@ keeps its place in the split list (the other items' splits do not move) and is n
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -128,18 +129,16 @@ class Kdef(Dataset):
 
     def _parse_folder(self, folder: Path) -> list[dict]:
         items: dict[tuple[str, str], dict] = {}
-        unparsed: list[Path] = []
+        unparsed: list[str] = []
         fm = FOLDER_RE.match(folder.name)
-        for path in sorted(folder.iterdir()):
-            rel = f"KDEF/{folder.name}/{path.name}"
-            if not path.is_file():
-                continue
-            if not is_image_name(path.name):
+        for name in _file_names(folder):
+            rel = f"KDEF/{folder.name}/{name}"
+            if not is_image_name(name):
                 self._skip(rel, "not-an-image", f"{rel}: file name is not an image type")
                 continue
-            m = NAME_RE.match(path.name)
+            m = NAME_RE.match(name)
             if not m:
-                unparsed.append(path)
+                unparsed.append(name)
                 continue
             series, gender, number, expr, angle = (g.upper() for g in m.groups())
             if fm and (series + gender + number) != folder.name.upper():
@@ -148,21 +147,21 @@ class Kdef(Dataset):
             slot = (expr, angle)
             if slot in items:
                 raise UserError(f"KDEF folder {folder} has two files for {expr}{angle}: "
-                                f"{items[slot]['relpath'].rsplit('/', 1)[1]} and {path.name}; remove one")
+                                f"{items[slot]['relpath'].rsplit('/', 1)[1]} and {name}; remove one")
             items[slot] = {"relpath": rel, "series": series, "gender": gender, "number": number,
                            "expression": expr, "angle": angle}
         free = [(e, a) for e in EXPRESSIONS for a in ANGLES if (e, a) not in items]
         if len(unparsed) == 1 and len(free) == 1 and fm:
-            path, (expr, angle) = unparsed[0], free[0]
+            name, (expr, angle) = unparsed[0], free[0]
             series, gender, number = (g.upper() for g in fm.groups())
-            rel = f"KDEF/{folder.name}/{path.name}"
+            rel = f"KDEF/{folder.name}/{name}"
             items[(expr, angle)] = {"relpath": rel, "series": series, "gender": gender, "number": number,
                                     "expression": expr, "angle": angle}
             self.anomalies.append({"relpath": rel, "kind": "renamed",
                                    "detail": f"unparseable name assigned to the only free slot {expr}{angle}"})
         else:
-            for path in unparsed:
-                rel = f"KDEF/{folder.name}/{path.name}"
+            for name in unparsed:
+                rel = f"KDEF/{folder.name}/{name}"
                 self._skip(rel, "unparseable-name",
                            f"{rel}: not <A|B><F|M><NN><expr><angle>.JPG and no single free slot to assign")
         return list(items.values())
@@ -251,6 +250,13 @@ class Kdef(Dataset):
                 "split_seed": self.split_seed, "split_file": self.split_file_name,
                 "native_order": list(EXPRESSIONS),
                 "native_to_canonical": {c: CODE_TO_CANONICAL[c] for c in EXPRESSIONS}}
+
+
+def _file_names(folder: Path) -> list[str]:
+    """Sorted names of the regular files in ``folder``: one ``os.scandir``, no ``Path`` and no
+    ``stat`` per file (the directory entry's type answers ``is_file``)."""
+    with os.scandir(folder) as entries:
+        return sorted(e.name for e in entries if e.is_file())
 
 
 def parse_anomaly_kinds(kinds) -> tuple[str, ...]:

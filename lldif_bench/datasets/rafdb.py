@@ -80,6 +80,7 @@ class RafDb(Dataset):
         missing_first: str | None = None
         listed = 0
         files = DirIndex()  # each image folder listed once: no stat per label line
+        folder_paths: dict[str, Path] = {}  # one Path per image folder, not per label line
         for lineno, raw in enumerate(text.splitlines(), start=1):
             line = raw.strip()
             if not line:
@@ -102,7 +103,10 @@ class RafDb(Dataset):
             listed += 1
             relpath = self.image_relpath(name)
             folder, file_name = relpath.rsplit("/", 1)
-            found = files.find_name(self.root / folder, file_name)
+            folder_path = folder_paths.get(folder)
+            if folder_path is None:
+                folder_path = folder_paths[folder] = self.root / folder
+            found = files.find_name(folder_path, file_name)
             if found is None:
                 missing_first = missing_first or str(self.root / relpath)
                 self._skip(relpath, "missing-file", f"{self.root / relpath}: listed in the label file")
