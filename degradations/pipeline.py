@@ -28,6 +28,7 @@ from degradations.noise import poisson_gaussian_noise, standard_normal
 from degradations.numerics import NUMERICS, Numerics
 from degradations.tone import highlights_shadows
 from degradations.transfer import linear_to_uint8, uint8_to_linear
+from degradations.cpu_threads import on_one_thread
 from degradations.uint8_path import degrade_images, halo_first_order, make_plan, workspace
 from degradations.white_balance import (
     REFERENCE_TEMPERATURE,
@@ -50,7 +51,7 @@ WB_MODES = ("none", "incremental", "absolute")
 # Values per chunk on the CPU: bounds the reused buffers (up to about 80 MB at this size). 4M
 # rather than 1M: fewer, longer ops; measured 15-30% more batched img/s at 48 grey / 100 / 224 px
 # (benchmarks/bench_degradations.py, 2 runs each, interleaved, 2026-11-29).
-CPU_CHUNK_ELEMENTS = 1 << 22
+CPU_CHUNK_ELEMENTS = 1 << 18
 
 
 @dataclass(frozen=True)
@@ -246,13 +247,13 @@ def degrade_batch_uint8(images: torch.Tensor, params_list: Sequence[Mapping[str,
             if order is None:
                 x, y = images, out
             else:  # images are independent: any processing order gives the same bytes
-                x = torch.index_select(images, 0, order, out=ws("batch.in", tuple(images.shape), torch.uint8))
+                x = _take(images, order, ws("batch.in", tuple(images.shape), torch.uint8))
                 y, t = ws("batch.out", tuple(images.shape), torch.uint8), select_params(t, order)
             wb = wb_matrices(t, options, t["exposure_ev"]) if c == 3 else None
             plan = make_plan(t, options, c, x, wb)
             degrade_images(x, y, plan, step, ws)
             if order is not None:  # back to the caller's order (index_copy_ is much slower)
-                torch.index_select(y, 0, torch.argsort(order), out=out)
+                _take(y, torch.argsort(order), out)
         return out
     outs = []
     with torch.no_grad():
@@ -261,6 +262,15 @@ def degrade_batch_uint8(images: torch.Tensor, params_list: Sequence[Mapping[str,
             t = params_to_tensors(params_list[s:s + step], images.device)
             outs.append(linear_to_uint8(degrade_linear(lin, t, options, NUMERICS.get("deterministic"))))
     return outs[0] if len(outs) == 1 else torch.cat(outs)
+
+
+def _take(images: torch.Tensor, order: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``images[order]`` into ``out``. On the CPU with several torch threads on one worker thread
+    with one torch thread: an intra-op parallel copy from the calling thread waits for every thread
+    of torch's team, and while other processes keep the cores busy that wait was measured at
+    20-200 ms for 16 images of 224x224 (the copy itself takes 0.2 ms)."""
+    threads = torch.get_num_threads() if images.device.type == "cpu" else 1
+    return on_one_thread(lambda: torch.index_select(images, 0, order, out=out), threads)
 
 
 def _check_images(x: torch.Tensor) -> None:

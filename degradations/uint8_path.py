@@ -41,16 +41,15 @@ from typing import Any
 import torch
 
 from degradations.cpu_threads import on_one_thread, run_slices
+from degradations.kernels import pick
 from degradations.noise import standard_normal
 from degradations.numerics import DETERMINISTIC, exp2_deterministic
 from degradations.tone import (
-    blurred_lightness_small,
     gain_table,
     lightness_knots,
     mask_downscale,
     split_slider,
     sqrt_lightness_knots,
-    upsample_bilinear,
 )
 from degradations.transfer import BT709, ENCODE_LUT_SIZE, decode_lut, decode_uint8_into, encode_lut
 
@@ -153,7 +152,8 @@ class Plan:
     radius_frac: float
     noise: dict[str, Any] | None   # shot/read in encoder units, camera gains, seeds
     has_noise: list[bool]
-    levels: dict[str, torch.Tensor] | None  # grey only: per-image tables of the 256 codes
+    levels: dict[str, torch.Tensor] | None  # grey only: per-image tables of the 256 codes (u8: the
+                                            # whole path for an image without halo mask or noise)
 
 
 def _col(v: torch.Tensor) -> torch.Tensor:
@@ -255,7 +255,14 @@ def _with_grey_levels(plan: Plan, ws: Workspace) -> Plan:
     value = torch.mul(codes, plan.mix[0][0], out=ws("plan.levels.value", shape, F32))
     if plan.tone is not None:
         value.mul_(plan.tone.evaluate(lum, 0, ws("plan.levels.gain", shape, F32), ws, "plan.levels", sqrt=True))
-    return Plan(**{**plan.__dict__, "levels": {"luminance": lum.reshape(-1), "value": value.reshape(-1)}})
+    # the same ops as _encode_channel and the encoder's gather, on the 256 codes of each image
+    encoded = ws("plan.levels.encoded", shape, F32).copy_(value)
+    index = ws("plan.levels.index", shape, torch.int32)
+    _encode_channel(encoded, index)
+    codes_u8 = torch.index_select(encode_lut(ws.device), 0, index.view(-1),
+                                  out=ws("plan.levels.u8", (b * LEVELS,), torch.uint8))
+    return Plan(**{**plan.__dict__, "levels": {"luminance": lum.reshape(-1), "value": value.reshape(-1),
+                                               "u8": codes_u8}})
 
 
 def degrade_images(x: torch.Tensor, out: torch.Tensor, plan: Plan, step: int, ws: Workspace, *,
@@ -304,11 +311,16 @@ def _degrade_part(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws
 
 
 def _halo_gain(y: torch.Tensor, plan: Plan, first: int, ws: Workspace) -> torch.Tensor:
-    """The full-resolution halo gain of a chunk from its linear luminance ``y``."""
+    """The full-resolution halo gain of a chunk from its linear luminance ``y`` (the ops of
+    :func:`degradations.tone.blurred_lightness_small`, each by its :mod:`~degradations.kernels`
+    kernel)."""
     h, w = y.shape[-2:]
-    small = blurred_lightness_small(y, plan.radius_frac, DETERMINISTIC, ws)
+    f = mask_downscale(h, w)
+    small = pick("downsample", y.device)(y, f, ws)
+    small = DETERMINISTIC.lightness(small, ws)
+    small = pick("blur", y.device)(small, plan.radius_frac * min(h, w) / f, ws)
     local = plan.local.evaluate(small, first, ws("halo.gain", tuple(small.shape), F32), ws, "halo")
-    return upsample_bilinear(local, (h, w), mask_downscale(h, w), scratch=ws)
+    return pick("upsample", y.device)(local, (h, w), f, ws)
 
 
 def _wants(flags: list[bool], first: int, last: int) -> bool:
@@ -319,6 +331,9 @@ def _grey_chunk(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws: 
     b, _, h, w = x.shape
     last = first + b
     plane = (b, 1, h, w)
+    if not (_wants(plan.has_local, first, last) or (plan.noise is not None and _wants(plan.has_noise, first, last))):
+        pick("levels", x.device)(x, out, plan.levels["u8"], first, ws)  # one table per image
+        return
     idx = ws("index", plane, torch.int32)
     idx.copy_(x).add_(_image_offsets(first, plane, LEVELS, x.device))
     o = torch.index_select(plan.levels["value"], 0, idx.view(-1), out=ws("out", plane, F32).view(-1)).view(plane)
@@ -339,12 +354,10 @@ def _colour_chunk(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws
     lin = decode_uint8_into(x, ws("linear", (b, c, h, w), F32), idx)
     channels = [lin[:, j:j + 1] for j in range(c)]
     tmp = ws("tmp", plane, F32)
+    mix = pick("mix", x.device)
 
     def mixed(coefs: list[torch.Tensor], dst: torch.Tensor) -> torch.Tensor:
-        torch.mul(channels[0], coefs[0][first:last], out=dst)
-        for ch, coef in zip(channels[1:], coefs[1:]):
-            dst.add_(torch.mul(ch, coef[first:last], out=tmp))
-        return dst
+        return mix(channels, [coef[first:last] for coef in coefs], dst, tmp)
 
     gain = None
     if plan.tone is not None and _wants(plan.has_tone, first, last):
