@@ -190,7 +190,9 @@ def downsample_torch(lum: torch.Tensor, f: int, ws: Scratch) -> torch.Tensor:
     return downsample_area(lum, f)
 
 
-@register("downsample", "opencv", exact=False, help="cv2.copyMakeBorder + cv2.resize INTER_AREA, per image")
+@register("downsample", "opencv", exact=False,
+          help="cv2.resize INTER_AREA on the chunk's images stacked (per image with cv2.copyMakeBorder "
+               "where a side is not a multiple of the factor)")
 def downsample_opencv(lum: torch.Tensor, f: int, ws: Scratch) -> torch.Tensor:
     if f == 1:
         return lum
@@ -199,10 +201,11 @@ def downsample_opencv(lum: torch.Tensor, f: int, ws: Scratch) -> torch.Tensor:
     out = ws("downsample.out", (b, 1, hs, wsz), torch.float32)
     src, dst = _planes(lum), _planes(out)
     ph, pw = hs * f - h, wsz * f - w
+    if not (ph or pw):  # f x f blocks never straddle two stacked images: one call for the chunk
+        cv2.resize(src.reshape(b * h, w), (wsz, b * hs), dst=dst.reshape(b * hs, wsz), interpolation=cv2.INTER_AREA)
+        return out
     for k in range(b):
-        plane = src[k]
-        if ph or pw:
-            plane = cv2.copyMakeBorder(plane, 0, ph, 0, pw, cv2.BORDER_REPLICATE)
+        plane = cv2.copyMakeBorder(src[k], 0, ph, 0, pw, cv2.BORDER_REPLICATE)
         cv2.resize(plane, (wsz, hs), dst=dst[k], interpolation=cv2.INTER_AREA)
     return out
 
@@ -221,15 +224,27 @@ def _taps32(sigma: float) -> np.ndarray:
     return np.asarray(_gauss_taps(sigma), dtype=np.float32)
 
 
-@register("blur", "opencv", exact=False, help="cv2.sepFilter2D with the same taps, BORDER_REPLICATE, per image")
+@register("blur", "opencv", exact=False,
+          help="cv2.sepFilter2D with the same taps on the chunk's images stacked, each edge-replicated")
 def blur_opencv(small: torch.Tensor, sigma: float, ws: Scratch) -> torch.Tensor:
+    """One call for the chunk: each image gets ``r`` replicated rows above and below (what
+    ``BORDER_REPLICATE`` would give it alone), the images are stacked, filtered, and the padding
+    rows are cut off; columns use OpenCV's own ``BORDER_REPLICATE``."""
     if sigma < 0.3:
         return small
     taps = _taps32(sigma)
+    r = len(taps) // 2
+    b, _, h, w = small.shape
     out = ws("blur.out", tuple(small.shape), torch.float32)
     src, dst = _planes(small), _planes(out)
-    for k in range(small.shape[0]):
-        cv2.sepFilter2D(src[k], cv2.CV_32F, taps, taps, dst=dst[k], borderType=cv2.BORDER_REPLICATE)
+    padded = ws("blur.padded", (b, h + 2 * r, w), torch.float32).numpy()
+    padded[:, r:r + h] = src
+    padded[:, :r] = src[:, :1]
+    padded[:, r + h:] = src[:, h - 1:h]
+    filtered = ws("blur.filtered", (b, h + 2 * r, w), torch.float32).numpy()
+    cv2.sepFilter2D(padded.reshape(-1, w), cv2.CV_32F, taps, taps, dst=filtered.reshape(-1, w),
+                    borderType=cv2.BORDER_REPLICATE)
+    dst[:] = filtered[:, r:r + h]
     return out
 
 
