@@ -103,7 +103,7 @@ def active_choice() -> dict[str, str]:
     return _OVERRIDE or CPU_CHOICE
 
 
-class use_kernels:  # noqa: N801 (a context manager used like a function)
+class use_kernels:
     """``with use_kernels(op=name, ...)``: run those kernels on the CPU inside the block (or
     ``use_kernels.all("torch")`` for every op); not thread-safe, for tests and benchmarks."""
 

@@ -28,8 +28,7 @@ from degradations.noise import poisson_gaussian_noise, standard_normal
 from degradations.numerics import NUMERICS, Numerics
 from degradations.tone import highlights_shadows
 from degradations.transfer import linear_to_uint8, uint8_to_linear
-from degradations.cpu_threads import on_one_thread
-from degradations.uint8_path import degrade_images, halo_first_order, make_plan, workspace
+from degradations.uint8_path import degrade_batch, halo_first_order, workspace
 from degradations.white_balance import (
     REFERENCE_TEMPERATURE,
     REFERENCE_TINT,
@@ -250,8 +249,7 @@ def degrade_batch_uint8(images: torch.Tensor, params_list: Sequence[Mapping[str,
                 x = _take(images, order, ws("batch.in", tuple(images.shape), torch.uint8))
                 y, t = ws("batch.out", tuple(images.shape), torch.uint8), select_params(t, order)
             wb = wb_matrices(t, options, t["exposure_ev"]) if c == 3 else None
-            plan = make_plan(t, options, c, x, wb)
-            degrade_images(x, y, plan, step, ws)
+            degrade_batch(x, y, t, options, wb, step)
             if order is not None:  # back to the caller's order (index_copy_ is much slower)
                 _take(y, torch.argsort(order), out)
         return out
@@ -265,12 +263,14 @@ def degrade_batch_uint8(images: torch.Tensor, params_list: Sequence[Mapping[str,
 
 
 def _take(images: torch.Tensor, order: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """``images[order]`` into ``out``. On the CPU with several torch threads on one worker thread
-    with one torch thread: an intra-op parallel copy from the calling thread waits for every thread
-    of torch's team, and while other processes keep the cores busy that wait was measured at
-    20-200 ms for 16 images of 224x224 (the copy itself takes 0.2 ms)."""
-    threads = torch.get_num_threads() if images.device.type == "cpu" else 1
-    return on_one_thread(lambda: torch.index_select(images, 0, order, out=out), threads)
+    """``images[order]`` into ``out``. On the CPU by NumPy on the calling thread: torch's
+    intra-op parallel copy waits for every thread of its team, and while other processes keep the
+    cores busy that wait was measured at 20-200 ms for 16 images of 224x224 (the copy itself takes
+    0.2 ms); handing it to a worker thread costs a wake-up of its own."""
+    if images.device.type != "cpu" or not images.is_contiguous():
+        return torch.index_select(images, 0, order, out=out)
+    np.take(images.numpy(), order.numpy(), axis=0, out=out.numpy())
+    return out
 
 
 def _check_images(x: torch.Tensor) -> None:

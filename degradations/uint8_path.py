@@ -93,8 +93,10 @@ def workspace(device: torch.device) -> Workspace:
 
 @dataclass(frozen=True)
 class Curves:
-    """Per-image piecewise-linear curves on [0, 1] with ``n`` segments each, flattened: image
-    ``b``'s segment ``i`` is ``base[b * n + i] + slope[b * n + i] * frac``."""
+    """Per-image piecewise-linear curves on [0, 1] with ``n`` segments each, flattened with
+    ``n + 1`` entries per image: image ``b``'s segment ``i`` is ``base[b * (n + 1) + i] +
+    slope[b * (n + 1) + i] * frac``; entry ``n`` (slope 0, base = the last segment's end, the same
+    float32 sum) serves the inputs at exactly 1, so no index needs clamping."""
 
     base: torch.Tensor
     slope: torch.Tensor
@@ -106,14 +108,20 @@ class Curves:
         float dtype; the curves are float32, in ``ws``'s ``{tag}.*`` buffers)."""
         b, n = table.shape[0], table.shape[1] - 1
         samples = ws(f"{tag}.samples", tuple(table.shape), F32).copy_(table)
-        base = ws(f"{tag}.base_knots", (b, n), F32).copy_(samples[:, :-1])
-        slope = torch.sub(samples[:, 1:], samples[:, :-1], out=ws(f"{tag}.slope_knots", (b, n), F32))
+        base = ws(f"{tag}.base_knots", (b, n + 1), F32)
+        base[:, :n].copy_(samples[:, :-1])
+        slope = ws(f"{tag}.slope_knots", (b, n + 1), F32)
+        torch.sub(samples[:, 1:], samples[:, :-1], out=slope[:, :n])
+        slope[:, n].zero_()
+        # at x = 1 the segments evaluate slope[n - 1] * 1 + base[n - 1]: that sum, stored
+        torch.add(slope[:, n - 1], base[:, n - 1], out=base[:, n])
         return cls(base.view(-1), slope.view(-1), n)
 
     def evaluate(self, x: torch.Tensor, first: int, out: torch.Tensor, ws: Workspace, tag: str, *,
                  sqrt: bool = False) -> torch.Tensor:
         """Image ``first + k``'s curve at ``x[k]`` (clamped to [0, 1]; its square root if ``sqrt``)
-        into ``out`` (same ops and rounding as :func:`degradations.numerics.per_image_curve`)."""
+        into ``out`` (the same values as :func:`degradations.numerics.per_image_curve`: below 1
+        the same ops; at 1 the stored end point, the sum that function computes there)."""
         n = self.n
         shape = tuple(x.shape)
         pos = ws(f"{tag}.pos", shape, F32)
@@ -122,11 +130,9 @@ class Curves:
             pos.sqrt_()
         pos.mul_(float(n))
         flat = ws(f"{tag}.index", shape, torch.int32)
-        flat.copy_(pos).clamp_(max=n - 1)  # truncation = floor for non-negative values
-        # the fraction within the segment (the segment index as float in a buffer: ``pos - flat``
-        # would convert it into a fresh tensor)
-        pos.sub_(ws(f"{tag}.segment", shape, F32).copy_(flat))
-        flat.add_(_image_offsets(first, shape, n, x.device))
+        flat.copy_(pos)  # truncation = floor for non-negative values; n at x = 1
+        pos.frac_()  # pos - trunc(pos), exact: the fraction within the segment (0 at x = 1)
+        flat.add_(_image_offsets(first, shape, n + 1, x.device))
         torch.index_select(self.slope, 0, flat.view(-1), out=out.view(-1))
         base = ws(f"{tag}.base", shape, F32)
         torch.index_select(self.base, 0, flat.view(-1), out=base.view(-1))
@@ -263,6 +269,34 @@ def _with_grey_levels(plan: Plan, ws: Workspace) -> Plan:
                                   out=ws("plan.levels.u8", (b * LEVELS,), torch.uint8))
     return Plan(**{**plan.__dict__, "levels": {"luminance": lum.reshape(-1), "value": value.reshape(-1),
                                                "u8": codes_u8}})
+
+
+def degrade_batch(x: torch.Tensor, out: torch.Tensor, t: Mapping[str, Any], options: Any,
+                  wb: torch.Tensor | None, step: int) -> None:
+    """Degrade uint8 images ``x`` into ``out`` with the parameters ``t`` (as
+    :func:`~degradations.pipeline.params_to_tensors` returns; ``wb`` the colour images' matrices),
+    at most ``step`` images (one chunk) at a time.
+
+    On the CPU with more than one torch thread the images are cut into that many contiguous slices,
+    and each worker thread (one torch thread each, :mod:`degradations.cpu_threads`) computes the
+    plan of its own slice and degrades it: the per-image constants are computed in parallel, and the
+    only wait is for the slowest slice at the end (a plan computed first on one thread costs a
+    serial step and a hand-over, each of which can wait a scheduler time slice while other processes
+    keep the cores busy). Every constant is per image, so the bytes are those of one plan for all.
+    Elsewhere one plan and :func:`degrade_images`."""
+    b, c = x.shape[:2]
+    threads = torch.get_num_threads() if x.device.type == "cpu" else 1
+    if threads > 1 and b > 1:
+        def task(start: int, stop: int) -> None:
+            ws = workspace(x.device)
+            part = {key: value[start:stop] for key, value in t.items()}
+            plan = _make_plan(part, options, c, x, None if wb is None else wb[start:stop], ws)
+            for a, z in _halo_first_runs(plan.has_local):
+                _degrade_span(x[start:stop], out[start:stop], plan, 0, a, z, step, ws)
+
+        run_slices(task, b, threads)
+        return
+    degrade_images(x, out, make_plan(t, options, c, x, wb), step, workspace(x.device))
 
 
 def degrade_images(x: torch.Tensor, out: torch.Tensor, plan: Plan, step: int, ws: Workspace, *,
