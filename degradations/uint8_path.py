@@ -118,23 +118,27 @@ class Curves:
         return cls(base.view(-1), slope.view(-1), n)
 
     def evaluate(self, x: torch.Tensor, first: int, out: torch.Tensor, ws: Workspace, tag: str, *,
-                 sqrt: bool = False) -> torch.Tensor:
+                 sqrt: bool = False, names: tuple[str, str, str] | None = None) -> torch.Tensor:
         """Image ``first + k``'s curve at ``x[k]`` (clamped to [0, 1]; its square root if ``sqrt``)
         into ``out`` (the same values as :func:`degradations.numerics.per_image_curve`: below 1
-        the same ops; at 1 the stored end point, the sum that function computes there)."""
+        the same ops; at 1 the stored end point, the sum that function computes there). Its three
+        scratch buffers are ``ws``'s ``{tag}.pos``, ``{tag}.base`` (float32) and ``{tag}.index``
+        (int32), or the buffers ``names`` in that order (a caller's free ones: a smaller working
+        set stays in the CPU's cache)."""
         n = self.n
         shape = tuple(x.shape)
-        pos = ws(f"{tag}.pos", shape, F32)
+        pos_name, base_name, index_name = names or (f"{tag}.pos", f"{tag}.base", f"{tag}.index")
+        pos = ws(pos_name, shape, F32)
         torch.clamp(x, 0.0, 1.0, out=pos)
         if sqrt:
             pos.sqrt_()
         pos.mul_(float(n))
-        flat = ws(f"{tag}.index", shape, torch.int32)
+        flat = ws(index_name, shape, torch.int32)
         flat.copy_(pos)  # truncation = floor for non-negative values; n at x = 1
         pos.frac_()  # pos - trunc(pos), exact: the fraction within the segment (0 at x = 1)
         flat.add_(_image_offsets(first, shape, n + 1, x.device))
         torch.index_select(self.slope, 0, flat.view(-1), out=out.view(-1))
-        base = ws(f"{tag}.base", shape, F32)
+        base = ws(base_name, shape, F32)
         torch.index_select(self.base, 0, flat.view(-1), out=base.view(-1))
         return out.mul_(pos).add_(base)
 
@@ -381,13 +385,17 @@ def _grey_chunk(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws: 
 
 
 def _colour_chunk(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws: Workspace) -> None:
+    """One chunk of colour images. Few full-size buffers (about 2 MB for one 224x224 image, a
+    CPU core's L2 cache on the machines measured): the tone curve's scratch is the output
+    channel's buffers, and each output channel is encoded as soon as it is formed."""
     b, c, h, w = x.shape
     last = first + b
     plane = (b, 1, h, w)
-    idx = ws("index", (b, c, h, w), torch.int32)
-    lin = decode_uint8_into(x, ws("linear", (b, c, h, w), F32), idx)
+    lin = decode_uint8_into(x, ws("linear", (b, c, h, w), F32), ws("decode.index", (b, c, h, w), torch.int32))
     channels = [lin[:, j:j + 1] for j in range(c)]
     tmp = ws("tmp", plane, F32)
+    o = ws("out", plane, F32)
+    idx = ws("index", plane, torch.int32)
     mix = pick("mix", x.device)
 
     def mixed(coefs: list[torch.Tensor], dst: torch.Tensor) -> torch.Tensor:
@@ -396,18 +404,23 @@ def _colour_chunk(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws
     gain = None
     if plan.tone is not None and _wants(plan.has_tone, first, last):
         y = mixed(plan.lum, ws("luminance", plane, F32))
-        gain = plan.tone.evaluate(y, first, ws("gain", plane, F32), ws, "tone", sqrt=True)
+        gain = plan.tone.evaluate(y, first, ws("gain", plane, F32), ws, "tone", sqrt=True,
+                                  names=("out", "tmp", "index"))
         if plan.local is not None and _wants(plan.has_local, first, last):
             gain.mul_(_halo_gain(y, plan, first, ws))
     eps = _noise_eps(plan, first, last, (c, h, w), x.device)
-    o = ws("out", plane, F32)
+    table = encode_lut(x.device)
+    codes = out if b == 1 else ws("codes", plane, torch.uint8)  # one image: its channels are contiguous
     for i in range(c):
         mixed(plan.mix[i], o)
         if gain is not None:
             o.mul_(gain)
         _finish(o, i, plan, first, ws, eps)
-        _encode_channel(o, idx[:, i:i + 1])
-    torch.index_select(encode_lut(x.device), 0, idx.view(-1), out=out.view(-1))
+        _encode_channel(o, idx)
+        dst = codes[:, i:i + 1] if b == 1 else codes
+        torch.index_select(table, 0, idx.view(-1), out=dst.view(-1))
+        if b > 1:
+            out[:, i:i + 1].copy_(codes)
 
 
 def _noise_eps(plan: Plan, first: int, last: int, shape: tuple[int, ...], device: torch.device
