@@ -35,6 +35,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Self
 
 import cv2
 import numpy as np
@@ -116,7 +117,7 @@ class use_kernels:
     def all(cls, name: str) -> use_kernels:
         return cls(**{op: name if name in KERNELS[op] else CPU_CHOICE[op] for op in OPS})
 
-    def __enter__(self) -> use_kernels:
+    def __enter__(self) -> Self:
         global _OVERRIDE
         self._saved = _OVERRIDE
         _OVERRIDE = {**active_choice(), **self.picks}
