@@ -38,12 +38,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from degradations.cpu_threads import on_one_thread, run_slices
 from degradations.kernels import pick
 from degradations.noise import standard_normal
-from degradations.numerics import DETERMINISTIC, exp2_deterministic
+from degradations.numerics import DETERMINISTIC, cached_table, exp2_deterministic
 from degradations.tone import (
     gain_table,
     lightness_knots,
@@ -53,7 +54,12 @@ from degradations.tone import (
 )
 from degradations.transfer import BT709, ENCODE_LUT_SIZE, decode_lut, decode_uint8_into, encode_lut
 
-ENCODE_SCALE = float(ENCODE_LUT_SIZE - 1)
+# The path works in twice the encoder's units: every value is exactly twice what it would be in
+# encoder units (scaling by a power of two commutes with float rounding), and
+# floor(v / 2 + 0.5) = (floor(v) + 1) // 2 for v >= 0, so the encoder's round-half-up becomes a
+# truncation into a table of twice the size (:func:`half_step_encode_lut`): one pass per channel
+# fewer, the same bytes.
+ENCODE_SCALE = 2.0 * (ENCODE_LUT_SIZE - 1)
 LEVELS = 256
 F32 = torch.float32
 F64 = torch.float64
@@ -136,10 +142,14 @@ class Curves:
         flat = ws(index_name, shape, torch.int32)
         flat.copy_(pos)  # truncation = floor for non-negative values; n at x = 1
         pos.frac_()  # pos - trunc(pos), exact: the fraction within the segment (0 at x = 1)
-        flat.add_(_image_offsets(first, shape, n + 1, x.device))
-        torch.index_select(self.slope, 0, flat.view(-1), out=out.view(-1))
+        slope_t, base_t = self.slope, self.base
+        if shape[0] == 1:  # one image: its own tables, no offsets to add
+            slope_t, base_t = (t.narrow(0, first * (n + 1), n + 1) for t in (slope_t, base_t))
+        else:
+            flat.add_(_image_offsets(first, shape, n + 1, x.device))
+        torch.index_select(slope_t, 0, flat.view(-1), out=out.view(-1))
         base = ws(base_name, shape, F32)
-        torch.index_select(self.base, 0, flat.view(-1), out=base.view(-1))
+        torch.index_select(base_t, 0, flat.view(-1), out=base.view(-1))
         return out.mul_(pos).add_(base)
 
 
@@ -269,7 +279,7 @@ def _with_grey_levels(plan: Plan, ws: Workspace) -> Plan:
     encoded = ws("plan.levels.encoded", shape, F32).copy_(value)
     index = ws("plan.levels.index", shape, torch.int32)
     _encode_channel(encoded, index)
-    codes_u8 = torch.index_select(encode_lut(ws.device), 0, index.view(-1),
+    codes_u8 = torch.index_select(half_step_encode_lut(ws.device), 0, index.view(-1),
                                   out=ws("plan.levels.u8", (b * LEVELS,), torch.uint8))
     return Plan(**{**plan.__dict__, "levels": {"luminance": lum.reshape(-1), "value": value.reshape(-1),
                                                "u8": codes_u8}})
@@ -298,7 +308,7 @@ def degrade_batch(x: torch.Tensor, out: torch.Tensor, t: Mapping[str, Any], opti
             for a, z in _halo_first_runs(plan.has_local):
                 _degrade_span(x[start:stop], out[start:stop], plan, 0, a, z, step, ws)
 
-        run_slices(task, b, threads)
+        run_slices(task, b, threads, caller_joins=True)
         return
     degrade_images(x, out, make_plan(t, options, c, x, wb), step, workspace(x.device))
 
@@ -381,7 +391,7 @@ def _grey_chunk(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws: 
         o.mul_(_halo_gain(y, plan, first, ws))
     _finish(o, 0, plan, first, ws, None)
     _encode_channel(o, idx)
-    torch.index_select(encode_lut(x.device), 0, idx.view(-1), out=out.view(-1))
+    torch.index_select(half_step_encode_lut(x.device), 0, idx.view(-1), out=out.view(-1))
 
 
 def _colour_chunk(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws: Workspace) -> None:
@@ -409,7 +419,7 @@ def _colour_chunk(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws
         if plan.local is not None and _wants(plan.has_local, first, last):
             gain.mul_(_halo_gain(y, plan, first, ws))
     eps = _noise_eps(plan, first, last, (c, h, w), x.device)
-    table = encode_lut(x.device)
+    table = half_step_encode_lut(x.device)
     codes = out if b == 1 else ws("codes", plane, torch.uint8)  # one image: its channels are contiguous
     for i in range(c):
         mixed(plan.mix[i], o)
@@ -447,6 +457,18 @@ def _finish(o: torch.Tensor, channel: int, plan: Plan, first: int, ws: Workspace
 
 
 def _encode_channel(o: torch.Tensor, idx: torch.Tensor) -> None:
-    """Encoder units -> the 65,536-entry table's index (round half up, clamped) into ``idx``."""
-    o.add_(0.5).clamp_(0.0, ENCODE_SCALE)
+    """Twice the encoder units -> the index of :func:`half_step_encode_lut` (clamped, truncated)
+    into ``idx``: the encoder's round-half-up of ``o / 2``, clamped to its table."""
+    o.clamp_(0.0, ENCODE_SCALE)
     idx.copy_(o)  # truncation = floor for non-negative values
+
+
+def half_step_encode_lut(device: torch.device) -> torch.Tensor:
+    """uint8 codes indexed by ``floor(v)`` for ``v`` in twice the encoder's units:
+    ``encode_lut[(j + 1) // 2]`` (the encoder rounds ``v / 2`` half up)."""
+    def build() -> np.ndarray:
+        table = encode_lut(torch.device("cpu")).numpy()
+        j = np.arange(int(ENCODE_SCALE) + 1)
+        return table[(j + 1) // 2]
+
+    return cached_table(("encode_u8_half_step", ENCODE_LUT_SIZE), build, device, torch.uint8)
