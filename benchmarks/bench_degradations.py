@@ -249,9 +249,13 @@ def per_op(sizes: set[int], quick: bool) -> None:
             label = f"{size}x{size}{'g' if channels == 1 else ''}"
             print(f"{label:>8} {op:>10} {b:>6} {best.get('torch', float('nan')):>9.4f} "
                   f"{best.get('opencv', float('nan')):>9.4f} {chosen:>8} {ratio:>12.2f}  {what}")
-        for op, what in (("tone", "tone curve of luminance (torch only: no exact OpenCV kernel)"),
-                         ("encode", "sRGB encode, 65,536-entry table (torch only: cv2.LUT is 8-bit)")):
-            print(f"{'':>8} {op:>10} {'':>6} {'':>9} {'—':>9} {'torch':>8} {'':>12}  {what}")
+        label = f"{size}x{size}{'g' if channels == 1 else ''}"
+        for op, what in (("tone", ("tone curve of luminance: per-image interpolated table (torch only: "
+                                  "no OpenCV primitive gives the same values)")),
+                         ("encode", ("sRGB encode, 131,071-entry uint8 table (torch only: cv2.LUT takes 8-bit "
+                                    "indices)"))):
+            if channels == 3 or op == "encode":
+                print(f"{label:>8} {op:>10} {'':>6} {'':>9} {'-':>9} {'torch':>8} {'':>12}  {what}")
     print(f"other/chosen: the other kernel's time over the chosen one's (> 1: the choice is faster); "
           f"lowest {worst:.2f} (goal >= 0.9)")
 

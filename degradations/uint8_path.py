@@ -4,30 +4,36 @@ The same ops as :func:`degradations.pipeline.degrade_linear` with ``deterministi
 (decode table, white-balance matrix with the exposure folded in, highlights/shadows as per-image gain
 curves, Poisson-Gaussian noise, encode table), in an order that makes few passes over the pixels:
 
-* per-image constants (matrices, gain curves, noise scales) are computed once per call, on
-  ``(B,)``-sized tensors; pixels are then processed in chunks of bounded size; large buffers, the
-  constants' included, are reused between calls (a fresh large allocation costs page faults);
+* per-image constants (matrices, gain curves, noise scales) are computed once per call (on the CPU
+  with several threads, once per thread's slice of the images), on ``(B,)``-sized tensors; pixels
+  are then processed in chunks of bounded size (a few MB of buffers, about a core's L2 cache);
+  large buffers, the constants' included, are reused between calls (a fresh large allocation
+  costs page faults);
 * images that need the halo mask come first (:func:`halo_first_order`), so chunks without them
   skip it;
-* decode: a 256-entry table (``cv2.LUT`` on the CPU; elsewhere an int32 index and a gather);
+* each op with more than one implementation runs the kernel :mod:`degradations.kernels` picks
+  (OpenCV where it is faster on the CPU, torch elsewhere): the decode table, the grey tables, the
+  halo mask's block mean, blur and upsampling, the colour mix;
 * colour: luminance comes straight from the decoded input through the row ``BT.709 . M`` of each
   image's matrix, so the tone gain is known before the output channels are formed;
 * grey: everything before the halo mask is a function of the pixel's code alone, so it is a
-  per-image 256-entry table (evaluated with the very same operations, hence the same bits);
+  per-image 256-entry table (evaluated with the very same operations, hence the same bits); for an
+  image without halo mask or noise the whole path is one per-image 256-entry uint8 table;
 * the halo part of highlights/shadows is a gain evaluated at the mask's 1/4 resolution and then
-  upsampled (columns at low resolution, rows as whole-row copies);
-* the encoder's scale (65,535) is folded into the gain curve (or, for an image without tone
-  sliders, into its matrix), so an output channel is three products and two sums, one product by
-  the gain, then ``+ 0.5``, clamp, truncate and the 65,536-entry table.
+  upsampled;
+* the encoder's scale (twice 65,535: see :data:`ENCODE_SCALE`) is folded into the gain curve (or,
+  for an image without tone sliders, into its matrix), so an output channel is three products and
+  two sums, one product by the gain, then clamp, truncate and a 131,071-entry table.
 
-On the CPU with more than one torch thread, the images of each chunk are split between that many
-worker threads with one torch thread each, and the per-call constants are computed on one of them
-(:mod:`degradations.cpu_threads` says why); one torch thread (e.g. make-dataset's worker processes)
-runs everything on the calling thread.
+On the CPU with more than one torch thread, the images are split between that many threads (the
+caller and workers, one torch thread each; :mod:`degradations.cpu_threads` says why); one torch
+thread (e.g. make-dataset's worker processes) runs everything on the calling thread.
 
 Only IEEE-exact elementwise operations (each a single ``+ - * /``, ``sqrt``, clamp or conversion,
-never fused multiply-adds) and gathers touch the pixels, and every per-image choice is made per
-image, so an image's bytes are the same alone or in any batch.
+never fused multiply-adds) and gathers touch the pixels in the torch kernels, and every per-image
+choice is made per image, so an image's bytes are the same alone or in any batch; the OpenCV
+kernels that are not bit-exact stay within one code value of them (:data:`degradations.kernels.CONTRACT`)
+and are deterministic per image as well.
 """
 
 from __future__ import annotations
