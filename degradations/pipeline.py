@@ -47,9 +47,10 @@ NEUTRAL = {
     "noise_shot": 0.0, "noise_read": 0.0, "cam_gain_r": 1.0, "cam_gain_b": 1.0,
 }
 WB_MODES = ("none", "incremental", "absolute")
-# Values per chunk on the CPU: bounds the reused buffers (up to about 80 MB at this size). 4M
-# rather than 1M: fewer, longer ops; measured 15-30% more batched img/s at 48 grey / 100 / 224 px
-# (benchmarks/bench_degradations.py, 2 runs each, interleaved, 2026-11-29).
+# Values per chunk on the CPU (one 224x224 colour image, 8 of 100x100, 113 of 48x48 grey): a chunk's
+# buffers stay near a core's L2 cache (2 MB on the machines measured). Single-core CPU time per
+# image against 2^16, 2^17 and 2^19 (issue #21, in-process, interleaved): 2^18 best or within 3% at
+# 48 grey, 100 and 224 px; 2^22 (the earlier value) was 10-25% slower at 100 and 224 px.
 CPU_CHUNK_ELEMENTS = 1 << 18
 
 
