@@ -49,8 +49,9 @@ NEUTRAL = {
 WB_MODES = ("none", "incremental", "absolute")
 # Values per chunk on the CPU (one 224x224 colour image, 8 of 100x100, 113 of 48x48 grey): a chunk's
 # buffers stay near a core's L2 cache (2 MB on the machines measured). Single-core CPU time per
-# image against 2^16, 2^17 and 2^19 (issue #21, in-process, interleaved): 2^18 best or within 3% at
-# 48 grey, 100 and 224 px; 2^22 (the earlier value) was 10-25% slower at 100 and 224 px.
+# image against 2^16, 2^17 and 2^19 (issue #21, in-process, interleaved, one run): 2^18 best or
+# within 3% at 48 grey, 100 and 224 px; 2^22 (the earlier value) gave about 15% fewer img/s at 100
+# and 224 px.
 CPU_CHUNK_ELEMENTS = 1 << 18
 
 
