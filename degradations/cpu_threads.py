@@ -99,7 +99,9 @@ def run_slices(task: Task, n_items: int, threads: int, per_thread: int = 1, *, c
     order as they finish the previous one (so a slow slice does not hold the others up). With
     ``caller_joins`` the calling thread is one of them (with one torch thread meanwhile, its own
     count put back afterwards) and ``threads - 1`` workers help: one wake-up fewer per call, which
-    can take a scheduler time slice while other processes keep the cores busy. With one slice
+    can take a scheduler time slice while other processes keep the cores busy. (Meanwhile torch's
+    process-wide default is 1 too, as while workers start: a thread that first uses torch in that
+    window starts with one torch thread.) With one slice
     (``threads <= 1`` or one item) the task runs inline on the calling thread with its own torch
     threads. Slices must be independent; the first error raised by a slice is re-raised here after
     the others have finished."""
