@@ -130,21 +130,27 @@ class Curves:
         return cls(base.view(-1), slope.view(-1), n)
 
     def evaluate(self, x: torch.Tensor, first: int, out: torch.Tensor, ws: Workspace, tag: str, *,
-                 sqrt: bool = False, names: tuple[str, str, str] | None = None) -> torch.Tensor:
+                 sqrt: bool = False, scaled: bool = False,
+                 names: tuple[str, str, str] | None = None) -> torch.Tensor:
         """Image ``first + k``'s curve at ``x[k]`` (clamped to [0, 1]; its square root if ``sqrt``)
         into ``out`` (the same values as :func:`degradations.numerics.per_image_curve`: below 1
-        the same ops; at 1 the stored end point, the sum that function computes there). Its three
-        scratch buffers are ``ws``'s ``{tag}.pos``, ``{tag}.base`` (float32) and ``{tag}.index``
-        (int32), or the buffers ``names`` in that order (a caller's free ones: a smaller working
-        set stays in the CPU's cache)."""
+        the same ops; at 1 the stored end point, the sum that function computes there). With
+        ``sqrt`` and ``scaled``, ``x`` holds ``n**2`` times the values (a power of 4, so the square
+        root of the clamped ``x`` is exactly ``n`` times theirs: one multiplication fewer, the same
+        bits). Its three scratch buffers are ``ws``'s ``{tag}.pos``, ``{tag}.base`` (float32) and
+        ``{tag}.index`` (int32), or the buffers ``names`` in that order (a caller's free ones: a
+        smaller working set stays in the CPU's cache)."""
         n = self.n
         shape = tuple(x.shape)
         pos_name, base_name, index_name = names or (f"{tag}.pos", f"{tag}.base", f"{tag}.index")
         pos = ws(pos_name, shape, F32)
-        torch.clamp(x, 0.0, 1.0, out=pos)
-        if sqrt:
-            pos.sqrt_()
-        pos.mul_(float(n))
+        if sqrt and scaled:
+            torch.clamp(x, 0.0, float(n * n), out=pos).sqrt_()
+        else:
+            torch.clamp(x, 0.0, 1.0, out=pos)
+            if sqrt:
+                pos.sqrt_()
+            pos.mul_(float(n))
         flat = ws(index_name, shape, torch.int32)
         flat.copy_(pos)  # truncation = floor for non-negative values; n at x = 1
         pos.frac_()  # pos - trunc(pos), exact: the fraction within the segment (0 at x = 1)
@@ -364,13 +370,16 @@ def _degrade_part(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws
         _colour_chunk(x, out, plan, first, ws)
 
 
-def _halo_gain(y: torch.Tensor, plan: Plan, first: int, ws: Workspace) -> torch.Tensor:
-    """The full-resolution halo gain of a chunk from its linear luminance ``y`` (the ops of
+def _halo_gain(y: torch.Tensor, plan: Plan, first: int, ws: Workspace, scale: float = 1.0) -> torch.Tensor:
+    """The full-resolution halo gain of a chunk from its linear luminance ``y`` (times ``scale``, a
+    power of two: its block means are divided by it exactly) by the ops of
     :func:`degradations.tone.blurred_lightness_small`, each by its :mod:`~degradations.kernels`
-    kernel)."""
+    kernel."""
     h, w = y.shape[-2:]
     f = mask_downscale(h, w)
     small = pick("downsample", y.device)(y, f, ws)
+    if scale != 1.0:
+        small = torch.mul(small, 1.0 / scale, out=ws("halo.unscaled", tuple(small.shape), F32))
     small = DETERMINISTIC.lightness(small, ws)
     small = pick("blur", y.device)(small, plan.radius_frac * min(h, w) / f, ws)
     local = plan.local.evaluate(small, first, ws("halo.gain", tuple(small.shape), F32), ws, "halo")
@@ -419,11 +428,13 @@ def _colour_chunk(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws
 
     gain = None
     if plan.tone is not None and _wants(plan.has_tone, first, last):
-        y = mixed(plan.lum, ws("luminance", plane, F32))
-        gain = plan.tone.evaluate(y, first, ws("gain", plane, F32), ws, "tone", sqrt=True,
+        # luminance times n**2 (exact: a power of two), for the tone curve's square root
+        scale = float(plan.tone.n * plan.tone.n)
+        y = mixed([coef * scale for coef in plan.lum], ws("luminance", plane, F32))
+        gain = plan.tone.evaluate(y, first, ws("gain", plane, F32), ws, "tone", sqrt=True, scaled=True,
                                   names=("out", "tmp", "index"))
         if plan.local is not None and _wants(plan.has_local, first, last):
-            gain.mul_(_halo_gain(y, plan, first, ws))
+            gain.mul_(_halo_gain(y, plan, first, ws, scale))
     eps = _noise_eps(plan, first, last, (c, h, w), x.device)
     table = half_step_encode_lut(x.device)
     codes = out if b == 1 else ws("codes", plane, torch.uint8)  # one image: its channels are contiguous
