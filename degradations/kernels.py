@@ -5,9 +5,9 @@ always runs it) and, where OpenCV has a matching primitive, ``opencv`` (per imag
 :data:`CPU_CHOICE` names the kernel the CPU runs for each op; ``python
 benchmarks/bench_degradations.py --per-op`` times every kernel of every op per image size on the
 machine it runs on. The choices are static (not measured at run time), so a dataset's bytes do not
-depend on the load of the machine that built it; each pick wins by a wide margin on the machines
-measured (README, "Degradation speed"), and only picks whose primitives are fast on any x86 CPU
-were made.
+depend on the load of the machine that built it; each OpenCV pick wins by 1.5-7x at 100 and 224 px on
+the machine measured (README, "Measured performance", Degradations; the grey tables tie with torch
+at 48 px), with primitives that are fast on any x86 CPU (``LUT``, ``resize``, ``sepFilter2D``).
 
 The numerics contract (:data:`CONTRACT`): an ``exact`` kernel gives the torch kernel's bits; any
 other gives a final uint8 image within one code value of the torch kernels' in at most 0.1% of the
