@@ -17,6 +17,14 @@ and the speed ratio batched / reference as the median over repetitions of the tw
 the two agree (noise off) and prints the largest difference in code values.
 
     python benchmarks/bench_degradations.py [--quick] [--threads N] [--sizes 48,100,224] [--device cpu|cuda]
+    python benchmarks/bench_degradations.py --per-op [--quick] [--sizes ...]
+
+``--per-op`` times each op of the uint8 path with every kernel registered for it
+(:mod:`degradations.kernels`: ``torch`` and ``opencv``), one torch and one OpenCV thread, on the
+chunks the path uses (ms per image, best of the repetitions, kernels interleaved), and marks the one
+the CPU runs (:data:`degradations.kernels.CPU_CHOICE`) and how it compares with the other.
+
+The machine (CPU model from /proc/cpuinfo, cores, torch/OpenCV/NumPy versions) is printed first.
 
 The machine's load average is printed before and after: other processes on a shared machine slow
 both paths, and the batched path (which needs every core) more.
@@ -25,6 +33,7 @@ both paths, and the batched path (which needs every core) more.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import sys
@@ -38,6 +47,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from degradations import degrade_batch_uint8, load_preset
+from degradations import kernels as K
 from degradations.numerics import np_linear_to_srgb, np_srgb_to_linear
 from degradations.white_balance import (
     BRADFORD,
@@ -154,9 +164,107 @@ def interleaved_times(fns, reps: int) -> list[list[float]]:
     return times
 
 
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (Linux), else what :mod:`platform` knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_line() -> str:
+    return (f"machine: {cpu_model()}, {os.cpu_count()} cores; torch {torch.__version__}, "
+            f"opencv {cv2.__version__}, numpy {np.__version__}, python {platform.python_version()}")
+
+
+# ----------------------------------------------------------------------------- per-op mode
+
+def _op_cases(size: int, channels: int, b: int) -> dict[str, tuple]:
+    """``{op: (args builder, label)}``: each op's inputs for a chunk of ``b`` images (the shapes the
+    uint8 path gives that kernel), built fresh per call by ``args()``."""
+    from degradations.numerics import DETERMINISTIC
+    from degradations.tone import _gauss_taps, mask_downscale
+    from degradations.transfer import decode_lut
+    from degradations.uint8_path import Workspace
+
+    cpu = torch.device("cpu")
+    g = torch.Generator().manual_seed(size)
+    codes = torch.from_numpy(make_images(b, size, channels)).permute(0, 3, 1, 2).contiguous()
+    grey = codes[:, :1].contiguous()
+    f = mask_downscale(size, size)
+    lum = torch.rand(b, 1, size, size, generator=g) * 0.2
+    small = DETERMINISTIC.lightness(torch.nn.functional.avg_pool2d(lum, f) if f > 1 else lum)
+    sigma = 0.05 * size / f
+    _gauss_taps(sigma)
+    lin = torch.rand(b, 3, size, size, generator=g) * 0.2
+    coefs = [torch.rand(b, 1, 1, 1, generator=g) for _ in range(3)]
+    tables = (torch.rand(b * 256, generator=g) * 255).to(torch.uint8)
+    ws = Workspace(cpu)
+    out_f = torch.empty(codes.shape)
+    index = torch.empty(codes.shape, dtype=torch.int32)
+    out_u8 = torch.empty(grey.shape, dtype=torch.uint8)
+    dst, tmp = torch.empty(b, 1, size, size), torch.empty(b, 1, size, size)
+    cases = {
+        "decode": ((codes, out_f, index, decode_lut(cpu)), "sRGB decode, 256-entry table, all channels"),
+        "levels": ((grey, out_u8, tables, 0, ws), "grey: per-image composed 256-entry table"),
+        "downsample": ((lum, f, ws), f"halo mask: {f}x{f} block mean"),
+        "blur": ((small, sigma, ws), f"halo mask: Gaussian sigma {sigma:.2f} at 1/{f}"),
+        "upsample": ((small, (size, size), f, ws), f"halo gain: bilinear x{f}"),
+    }
+    if channels == 3:
+        cases["mix"] = (([lin[:, j:j + 1] for j in range(3)], coefs, dst, tmp),
+                        "white balance x exposure: one channel of the 3x3 mix")
+    return cases
+
+
+def per_op(sizes: set[int], quick: bool) -> None:
+    """The per-op table: every registered kernel of every op, per image size."""
+    from degradations.pipeline import CPU_CHUNK_ELEMENTS
+
+    torch.set_num_threads(1)  # as on the path's worker threads
+    reps = 5 if quick else 15
+    print(f"per-op kernels, ms per image (best of {reps}, kernels interleaved; one torch thread, one "
+          f"OpenCV thread); chunk = the path's chunk of {CPU_CHUNK_ELEMENTS} values")
+    print(f"{'size':>8} {'op':>10} {'images':>6} {'torch ms':>9} {'opencv ms':>9} {'CPU runs':>8} "
+          f"{'other/chosen':>12}  what")
+    worst = 0.0
+    for size, channels in [(48, 1), (100, 3), (224, 3)]:
+        if size not in sizes:
+            continue
+        b = max(1, CPU_CHUNK_ELEMENTS // (channels * size * size))
+        if quick:
+            b = max(1, b // 4)
+        for op, (args, what) in _op_cases(size, channels, b).items():
+            names = K.KERNELS[op].names()
+            fns = [functools.partial(K.KERNELS[op].get(name).fn, *args) for name in names]
+            times = interleaved_times(fns, reps)
+            best = {name: min(t[i] for t in times) / b * 1e3 for i, name in enumerate(names)}
+            chosen = K.CPU_CHOICE[op]
+            others = [v for name, v in best.items() if name != chosen]
+            ratio = min(others) / best[chosen] if others else float("nan")
+            worst = min(worst or ratio, ratio)
+            label = f"{size}x{size}{'g' if channels == 1 else ''}"
+            print(f"{label:>8} {op:>10} {b:>6} {best.get('torch', float('nan')):>9.4f} "
+                  f"{best.get('opencv', float('nan')):>9.4f} {chosen:>8} {ratio:>12.2f}  {what}")
+        label = f"{size}x{size}{'g' if channels == 1 else ''}"
+        for op, what in (("tone", ("tone curve of luminance: per-image interpolated table (torch only: "
+                                  "no OpenCV primitive gives the same values)")),
+                         ("encode", ("sRGB encode, 131,071-entry uint8 table (torch only: cv2.LUT takes 8-bit "
+                                    "indices)"))):
+            if channels == 3 or op == "encode":
+                print(f"{label:>8} {op:>10} {'':>6} {'':>9} {'-':>9} {'torch':>8} {'':>12}  {what}")
+    print(f"other/chosen: the other kernel's time over the chosen one's (> 1: the choice is faster); "
+          f"lowest {worst:.2f} (goal >= 0.9)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="fewer images and repetitions")
+    ap.add_argument("--per-op", action="store_true",
+                    help="time each op's torch and OpenCV kernels per image size instead")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=0,
                     help="torch CPU threads for the batched path (0 = torch's default)")
@@ -169,19 +277,23 @@ def main() -> None:
     except ValueError:
         ap.error(f"--sizes must be comma-separated integers, got {args.sizes!r}")
     cv2.setNumThreads(1)
+    print(f"lldif-bench degradations benchmark{' (per op)' if args.per_op else ''}")
+    print(machine_line())
+    print(f"load average at start {_load()} (other processes share the CPU)")
+    if args.per_op:
+        per_op(sizes, args.quick)
+        print(f"load average at end {_load()}")
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     reps = 3 if args.quick else 9
-    print(f"lldif-bench degradations benchmark: torch {torch.__version__}, opencv {cv2.__version__}, "
-          f"numpy {np.__version__}, {platform.processor() or platform.machine()}")
     threads = torch.get_num_threads()
     split = (f"each chunk's images split over {threads} worker threads with one torch thread each"
              if device.type == "cpu" and threads > 1 else "one thread" if device.type == "cpu" else "")
     print(f"cpu cores {os.cpu_count()}, device {device}; batched path: torch threads {threads}"
           f"{' (' + split + ')' if split else ''}{' [--threads]' if args.threads else ' [default]'}; "
           f"reference: OpenCV 1 thread")
-    print(f"load average at start {_load()} (other processes share the CPU)")
     if args.batch < 0:
         ap.error(f"--batch must be positive (or 0 for the defaults), got {args.batch}")
     cases = [case for case in [(48, 1, 256, 128), (100, 3, 256, 64), (224, 3, 64, 16)] if case[0] in sizes]

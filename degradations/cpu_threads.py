@@ -93,13 +93,18 @@ def slices(n_items: int, parts: int) -> list[tuple[int, int]]:
     return [(a, b) for a, b in itertools.pairwise(bounds) if b > a]
 
 
-def run_slices(task: Task, n_items: int, threads: int, per_thread: int = 1) -> None:
+def run_slices(task: Task, n_items: int, threads: int, per_thread: int = 1, *, caller_joins: bool = False) -> None:
     """Call ``task(start, stop)`` for ``threads * per_thread`` slices of ``range(n_items)`` and wait
     for all of them. ``threads`` worker threads with one torch thread each take the slices in
-    order as they finish the previous one (so a slow slice does not hold the others up). With one
-    slice (``threads <= 1`` or one item) the task runs inline on the calling thread with its own
-    torch threads. Slices must be independent; the first error raised by a slice is re-raised here
-    after the others have finished."""
+    order as they finish the previous one (so a slow slice does not hold the others up). With
+    ``caller_joins`` the calling thread is one of them (with one torch thread meanwhile, its own
+    count put back afterwards) and ``threads - 1`` workers help: one wake-up fewer per call, which
+    can take a scheduler time slice while other processes keep the cores busy. (Meanwhile torch's
+    process-wide default is 1 too, as while workers start: a thread that first uses torch in that
+    window starts with one torch thread.) With one slice
+    (``threads <= 1`` or one item) the task runs inline on the calling thread with its own torch
+    threads. Slices must be independent; the first error raised by a slice is re-raised here after
+    the others have finished."""
     parts = slices(n_items, max(1, threads) * max(1, per_thread))
     runners = min(threads, len(parts))
     if runners <= 1:
@@ -118,7 +123,10 @@ def run_slices(task: Task, n_items: int, threads: int, per_thread: int = 1) -> N
                 return
             task(start, stop)
 
-    _run_on_workers([drain] * runners)
+    if caller_joins:
+        _run_on_workers([drain] * (runners - 1), caller=drain)
+    else:
+        _run_on_workers([drain] * runners)
 
 
 def on_one_thread(fn: Callable[[], R], threads: int) -> R:
@@ -135,11 +143,22 @@ def on_one_thread(fn: Callable[[], R], threads: int) -> R:
     return result[0]
 
 
-def _run_on_workers(jobs: list[Callable[[], None]]) -> None:
-    """Run job ``i`` on worker ``i``; wait for all; re-raise the first error."""
+def _run_on_workers(jobs: list[Callable[[], None]], caller: Callable[[], None] | None = None) -> None:
+    """Run job ``i`` on worker ``i`` (and ``caller`` on the calling thread with one torch thread);
+    wait for all; re-raise the first error."""
     done: queue.SimpleQueue = queue.SimpleQueue()
     for worker, job in zip(_workers(len(jobs)), jobs):
         worker.jobs.put((job, done))
-    errors = [err for err in (done.get() for _ in jobs) if err is not None]
+    own: list[BaseException] = []
+    if caller is not None:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            caller()
+        except BaseException as err:  # noqa: BLE001 (re-raised below, after the workers finish)
+            own.append(err)
+        finally:
+            torch.set_num_threads(threads)
+    errors = own + [err for err in (done.get() for _ in jobs) if err is not None]
     if errors:
         raise errors[0]

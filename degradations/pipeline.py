@@ -28,7 +28,7 @@ from degradations.noise import poisson_gaussian_noise, standard_normal
 from degradations.numerics import NUMERICS, Numerics
 from degradations.tone import highlights_shadows
 from degradations.transfer import linear_to_uint8, uint8_to_linear
-from degradations.uint8_path import degrade_images, halo_first_order, make_plan, workspace
+from degradations.uint8_path import degrade_batch, halo_first_order, workspace
 from degradations.white_balance import (
     REFERENCE_TEMPERATURE,
     REFERENCE_TINT,
@@ -47,10 +47,12 @@ NEUTRAL = {
     "noise_shot": 0.0, "noise_read": 0.0, "cam_gain_r": 1.0, "cam_gain_b": 1.0,
 }
 WB_MODES = ("none", "incremental", "absolute")
-# Values per chunk on the CPU: bounds the reused buffers (up to about 80 MB at this size). 4M
-# rather than 1M: fewer, longer ops; measured 15-30% more batched img/s at 48 grey / 100 / 224 px
-# (benchmarks/bench_degradations.py, 2 runs each, interleaved, 2026-11-29).
-CPU_CHUNK_ELEMENTS = 1 << 22
+# Values per chunk on the CPU (one 224x224 colour image, 8 of 100x100, 113 of 48x48 grey): a chunk's
+# buffers stay near a core's L2 cache (2 MB on the machines measured). Single-core CPU time per
+# image against 2^16, 2^17 and 2^19 (issue #21, in-process, interleaved, one run): 2^18 best or
+# within 3% at 48 grey, 100 and 224 px; 2^22 (the earlier value) gave about 15% fewer img/s at 100
+# and 224 px.
+CPU_CHUNK_ELEMENTS = 1 << 18
 
 
 @dataclass(frozen=True)
@@ -242,17 +244,17 @@ def degrade_batch_uint8(images: torch.Tensor, params_list: Sequence[Mapping[str,
             t = params_to_tensors(params_list, images.device)
             ws = workspace(images.device)
             out = torch.empty(images.shape, dtype=torch.uint8, device=images.device)
-            order = halo_first_order(t, options)
+            # with one image per chunk the order groups nothing: no copies
+            order = halo_first_order(t, options) if step > 1 else None
             if order is None:
                 x, y = images, out
             else:  # images are independent: any processing order gives the same bytes
-                x = torch.index_select(images, 0, order, out=ws("batch.in", tuple(images.shape), torch.uint8))
+                x = _take(images, order, ws("batch.in", tuple(images.shape), torch.uint8))
                 y, t = ws("batch.out", tuple(images.shape), torch.uint8), select_params(t, order)
             wb = wb_matrices(t, options, t["exposure_ev"]) if c == 3 else None
-            plan = make_plan(t, options, c, x, wb)
-            degrade_images(x, y, plan, step, ws)
+            degrade_batch(x, y, t, options, wb, step)
             if order is not None:  # back to the caller's order (index_copy_ is much slower)
-                torch.index_select(y, 0, torch.argsort(order), out=out)
+                _take(y, torch.argsort(order), out)
         return out
     outs = []
     with torch.no_grad():
@@ -261,6 +263,24 @@ def degrade_batch_uint8(images: torch.Tensor, params_list: Sequence[Mapping[str,
             t = params_to_tensors(params_list[s:s + step], images.device)
             outs.append(linear_to_uint8(degrade_linear(lin, t, options, NUMERICS.get("deterministic"))))
     return outs[0] if len(outs) == 1 else torch.cat(outs)
+
+
+def _take(images: torch.Tensor, order: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """``images[order]`` into ``out``. On the CPU by NumPy slice copies on the calling thread, a run
+    of consecutive images per copy (the halo-first order has few runs): torch's intra-op parallel
+    copy waits for every thread of its team, and while other processes keep the cores busy that
+    wait was measured at 20-200 ms for 16 images of 224x224 (the copy itself takes 0.2 ms);
+    ``np.take`` along the first axis took 1 ms there."""
+    if images.device.type != "cpu" or not (images.is_contiguous() and out.is_contiguous()):
+        return torch.index_select(images, 0, order, out=out)
+    src, dst = images.numpy(), out.numpy()
+    positions = order.tolist()
+    start = 0
+    for i in range(1, len(positions) + 1):
+        if i == len(positions) or positions[i] != positions[i - 1] + 1:
+            dst[start:i] = src[positions[start]:positions[i - 1] + 1]
+            start = i
+    return out
 
 
 def _check_images(x: torch.Tensor) -> None:

@@ -8,7 +8,6 @@ agree with the analytic path to within one code value (tested).
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import torch
 
@@ -51,30 +50,15 @@ def decode_lut(device: torch.device, dtype: torch.dtype = torch.float32) -> torc
     return cached_table(("decode_u8",), lambda: np_srgb_to_linear(np.arange(256) / 255.0), device, dtype)
 
 
-# Elements per cv2.LUT call: below OpenCV's threshold for its own thread pool (2**18), so the calls
-# stay on the calling thread (the CPU path runs them on its own worker threads).
-_CV2_LUT_ELEMENTS = 1 << 17
-
-
 def decode_uint8_into(codes: torch.Tensor, out: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """Linear float32 values of uint8 sRGB ``codes`` into ``out`` (contiguous float32, same shape).
 
-    On the CPU by OpenCV's table look-up (``cv2.LUT``; about twice as fast as an int32 copy and a
-    gather on the project's CPU, and single-threaded in pieces); on other devices an int32 copy
-    of the codes into ``index`` (same shape) and a gather. A look-up in the same table either way,
-    so the same bits."""
-    table = decode_lut(codes.device, torch.float32)
-    if codes.device.type != "cpu":
-        index.copy_(codes)
-        torch.index_select(table, 0, index.view(-1), out=out.view(-1))
-        return out
-    src = codes.contiguous().numpy().reshape(-1)
-    dst = out.numpy().reshape(-1)
-    lut = table.numpy()
-    for start in range(0, src.size, _CV2_LUT_ELEMENTS):
-        stop = min(start + _CV2_LUT_ELEMENTS, src.size)
-        cv2.LUT(src[start:stop].reshape(1, -1), lut, dst=dst[start:stop].reshape(1, -1))
-    return out
+    By the ``decode`` kernel of :mod:`degradations.kernels`: on the CPU OpenCV's table look-up
+    (``cv2.LUT``, single-threaded in pieces); on other devices an int32 copy of the codes into
+    ``index`` (same shape) and a gather. A look-up in the same table either way, so the same bits."""
+    from degradations.kernels import pick
+
+    return pick("decode", codes.device)(codes, out, index, decode_lut(codes.device, torch.float32))
 
 
 def encode_lut(device: torch.device) -> torch.Tensor:

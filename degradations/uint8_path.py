@@ -5,29 +5,35 @@ The same ops as :func:`degradations.pipeline.degrade_linear` with ``deterministi
 curves, Poisson-Gaussian noise, encode table), in an order that makes few passes over the pixels:
 
 * per-image constants (matrices, gain curves, noise scales) are computed once per call, on
-  ``(B,)``-sized tensors; pixels are then processed in chunks of bounded size; large buffers, the
-  constants' included, are reused between calls (a fresh large allocation costs page faults);
+  ``(B,)``-sized tensors (on the CPU with one torch thread); pixels
+  are then processed in chunks of bounded size (a few MB of buffers, about a core's L2 cache);
+  large buffers, the constants' included, are reused between calls (a fresh large allocation
+  costs page faults);
 * images that need the halo mask come first (:func:`halo_first_order`), so chunks without them
   skip it;
-* decode: a 256-entry table (``cv2.LUT`` on the CPU; elsewhere an int32 index and a gather);
+* each op with more than one implementation runs the kernel :mod:`degradations.kernels` picks
+  (OpenCV where it is faster on the CPU, torch elsewhere): the decode table, the grey tables, the
+  halo mask's block mean, blur and upsampling, the colour mix;
 * colour: luminance comes straight from the decoded input through the row ``BT.709 . M`` of each
   image's matrix, so the tone gain is known before the output channels are formed;
 * grey: everything before the halo mask is a function of the pixel's code alone, so it is a
-  per-image 256-entry table (evaluated with the very same operations, hence the same bits);
+  per-image 256-entry table (evaluated with the very same operations, hence the same bits); for an
+  image without halo mask or noise the whole path is one per-image 256-entry uint8 table;
 * the halo part of highlights/shadows is a gain evaluated at the mask's 1/4 resolution and then
-  upsampled (columns at low resolution, rows as whole-row copies);
-* the encoder's scale (65,535) is folded into the gain curve (or, for an image without tone
-  sliders, into its matrix), so an output channel is three products and two sums, one product by
-  the gain, then ``+ 0.5``, clamp, truncate and the 65,536-entry table.
+  upsampled;
+* the encoder's scale (twice 65,535: see :data:`ENCODE_SCALE`) is folded into the gain curve (or,
+  for an image without tone sliders, into its matrix), so an output channel is three products and
+  two sums, one product by the gain, then clamp, truncate and a 131,071-entry table.
 
-On the CPU with more than one torch thread, the images of each chunk are split between that many
-worker threads with one torch thread each, and the per-call constants are computed on one of them
-(:mod:`degradations.cpu_threads` says why); one torch thread (e.g. make-dataset's worker processes)
-runs everything on the calling thread.
+On the CPU with more than one torch thread, the images are split between that many threads (the
+caller and workers, one torch thread each; :mod:`degradations.cpu_threads` says why); one torch
+thread (e.g. make-dataset's worker processes) runs everything on the calling thread.
 
 Only IEEE-exact elementwise operations (each a single ``+ - * /``, ``sqrt``, clamp or conversion,
-never fused multiply-adds) and gathers touch the pixels, and every per-image choice is made per
-image, so an image's bytes are the same alone or in any batch.
+never fused multiply-adds) and gathers touch the pixels in the torch kernels, and every per-image
+choice is made per image, so an image's bytes are the same alone or in any batch; the OpenCV
+kernels that are not bit-exact stay within one code value of them (:data:`degradations.kernels.CONTRACT`)
+and are deterministic per image as well.
 """
 
 from __future__ import annotations
@@ -38,23 +44,28 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 from degradations.cpu_threads import on_one_thread, run_slices
+from degradations.kernels import pick
 from degradations.noise import standard_normal
-from degradations.numerics import DETERMINISTIC, exp2_deterministic
+from degradations.numerics import DETERMINISTIC, cached_table, exp2_deterministic
 from degradations.tone import (
-    blurred_lightness_small,
     gain_table,
     lightness_knots,
     mask_downscale,
     split_slider,
     sqrt_lightness_knots,
-    upsample_bilinear,
 )
 from degradations.transfer import BT709, ENCODE_LUT_SIZE, decode_lut, decode_uint8_into, encode_lut
 
-ENCODE_SCALE = float(ENCODE_LUT_SIZE - 1)
+# The path works in twice the encoder's units: every value is exactly twice what it would be in
+# encoder units (scaling by a power of two commutes with float rounding), and
+# floor(v / 2 + 0.5) = (floor(v) + 1) // 2 for v >= 0, so the encoder's round-half-up becomes a
+# truncation into a table of twice the size (:func:`half_step_encode_lut`): one pass per channel
+# fewer, the same bytes.
+ENCODE_SCALE = 2.0 * (ENCODE_LUT_SIZE - 1)
 LEVELS = 256
 F32 = torch.float32
 F64 = torch.float64
@@ -94,8 +105,10 @@ def workspace(device: torch.device) -> Workspace:
 
 @dataclass(frozen=True)
 class Curves:
-    """Per-image piecewise-linear curves on [0, 1] with ``n`` segments each, flattened: image
-    ``b``'s segment ``i`` is ``base[b * n + i] + slope[b * n + i] * frac``."""
+    """Per-image piecewise-linear curves on [0, 1] with ``n`` segments each, flattened with
+    ``n + 1`` entries per image: image ``b``'s segment ``i`` is ``base[b * (n + 1) + i] +
+    slope[b * (n + 1) + i] * frac``; entry ``n`` (slope 0, base = the last segment's end, the same
+    float32 sum) serves the inputs at exactly 1, so no index needs clamping."""
 
     base: torch.Tensor
     slope: torch.Tensor
@@ -107,30 +120,48 @@ class Curves:
         float dtype; the curves are float32, in ``ws``'s ``{tag}.*`` buffers)."""
         b, n = table.shape[0], table.shape[1] - 1
         samples = ws(f"{tag}.samples", tuple(table.shape), F32).copy_(table)
-        base = ws(f"{tag}.base_knots", (b, n), F32).copy_(samples[:, :-1])
-        slope = torch.sub(samples[:, 1:], samples[:, :-1], out=ws(f"{tag}.slope_knots", (b, n), F32))
+        base = ws(f"{tag}.base_knots", (b, n + 1), F32)
+        base[:, :n].copy_(samples[:, :-1])
+        slope = ws(f"{tag}.slope_knots", (b, n + 1), F32)
+        torch.sub(samples[:, 1:], samples[:, :-1], out=slope[:, :n])
+        slope[:, n].zero_()
+        # at x = 1 the segments evaluate slope[n - 1] * 1 + base[n - 1]: that sum, stored
+        torch.add(slope[:, n - 1], base[:, n - 1], out=base[:, n])
         return cls(base.view(-1), slope.view(-1), n)
 
     def evaluate(self, x: torch.Tensor, first: int, out: torch.Tensor, ws: Workspace, tag: str, *,
-                 sqrt: bool = False) -> torch.Tensor:
+                 sqrt: bool = False, scaled: bool = False,
+                 names: tuple[str, str, str] | None = None) -> torch.Tensor:
         """Image ``first + k``'s curve at ``x[k]`` (clamped to [0, 1]; its square root if ``sqrt``)
-        into ``out`` (same ops and rounding as :func:`degradations.numerics.per_image_curve`)."""
+        into ``out`` (the same values as :func:`degradations.numerics.per_image_curve`: below 1
+        the same ops; at 1 the stored end point, the sum that function computes there). With
+        ``sqrt`` and ``scaled``, ``x`` holds ``n**2`` times the values (a power of 4, so the square
+        root of the clamped ``x`` is exactly ``n`` times theirs: one multiplication fewer, the same
+        bits). Its three scratch buffers are ``ws``'s ``{tag}.pos``, ``{tag}.base`` (float32) and
+        ``{tag}.index`` (int32), or the buffers ``names`` in that order (a caller's free ones: a
+        smaller working set stays in the CPU's cache)."""
         n = self.n
         shape = tuple(x.shape)
-        pos = ws(f"{tag}.pos", shape, F32)
-        torch.clamp(x, 0.0, 1.0, out=pos)
-        if sqrt:
-            pos.sqrt_()
-        pos.mul_(float(n))
-        flat = ws(f"{tag}.index", shape, torch.int32)
-        flat.copy_(pos).clamp_(max=n - 1)  # truncation = floor for non-negative values
-        # the fraction within the segment (the segment index as float in a buffer: ``pos - flat``
-        # would convert it into a fresh tensor)
-        pos.sub_(ws(f"{tag}.segment", shape, F32).copy_(flat))
-        flat.add_(_image_offsets(first, shape, n, x.device))
-        torch.index_select(self.slope, 0, flat.view(-1), out=out.view(-1))
-        base = ws(f"{tag}.base", shape, F32)
-        torch.index_select(self.base, 0, flat.view(-1), out=base.view(-1))
+        pos_name, base_name, index_name = names or (f"{tag}.pos", f"{tag}.base", f"{tag}.index")
+        pos = ws(pos_name, shape, F32)
+        if sqrt and scaled:
+            torch.clamp(x, 0.0, float(n * n), out=pos).sqrt_()
+        else:
+            torch.clamp(x, 0.0, 1.0, out=pos)
+            if sqrt:
+                pos.sqrt_()
+            pos.mul_(float(n))
+        flat = ws(index_name, shape, torch.int32)
+        flat.copy_(pos)  # truncation = floor for non-negative values; n at x = 1
+        pos.frac_()  # pos - trunc(pos), exact: the fraction within the segment (0 at x = 1)
+        slope_t, base_t = self.slope, self.base
+        if shape[0] == 1:  # one image: its own tables, no offsets to add
+            slope_t, base_t = (t.narrow(0, first * (n + 1), n + 1) for t in (slope_t, base_t))
+        else:
+            flat.add_(_image_offsets(first, shape, n + 1, x.device))
+        torch.index_select(slope_t, 0, flat.view(-1), out=out.view(-1))
+        base = ws(base_name, shape, F32)
+        torch.index_select(base_t, 0, flat.view(-1), out=base.view(-1))
         return out.mul_(pos).add_(base)
 
 
@@ -153,7 +184,8 @@ class Plan:
     radius_frac: float
     noise: dict[str, Any] | None   # shot/read in encoder units, camera gains, seeds
     has_noise: list[bool]
-    levels: dict[str, torch.Tensor] | None  # grey only: per-image tables of the 256 codes
+    levels: dict[str, torch.Tensor] | None  # grey only: per-image tables of the 256 codes (u8: the
+                                            # whole path for an image without halo mask or noise)
 
 
 def _col(v: torch.Tensor) -> torch.Tensor:
@@ -255,7 +287,46 @@ def _with_grey_levels(plan: Plan, ws: Workspace) -> Plan:
     value = torch.mul(codes, plan.mix[0][0], out=ws("plan.levels.value", shape, F32))
     if plan.tone is not None:
         value.mul_(plan.tone.evaluate(lum, 0, ws("plan.levels.gain", shape, F32), ws, "plan.levels", sqrt=True))
-    return Plan(**{**plan.__dict__, "levels": {"luminance": lum.reshape(-1), "value": value.reshape(-1)}})
+    # the same ops as _encode_channel and the encoder's gather, on the 256 codes of each image
+    encoded = ws("plan.levels.encoded", shape, F32).copy_(value)
+    index = ws("plan.levels.index", shape, torch.int32)
+    _encode_channel(encoded, index)
+    codes_u8 = torch.index_select(half_step_encode_lut(ws.device), 0, index.view(-1),
+                                  out=ws("plan.levels.u8", (b * LEVELS,), torch.uint8))
+    return Plan(**{**plan.__dict__, "levels": {"luminance": lum.reshape(-1), "value": value.reshape(-1),
+                                               "u8": codes_u8}})
+
+
+def degrade_batch(x: torch.Tensor, out: torch.Tensor, t: Mapping[str, Any], options: Any,
+                  wb: torch.Tensor | None, step: int) -> None:
+    """Degrade uint8 images ``x`` into ``out`` with the parameters ``t`` (as
+    :func:`~degradations.pipeline.params_to_tensors` returns; ``wb`` the colour images' matrices),
+    at most ``step`` images (one chunk) at a time.
+
+    On the CPU with more than one torch thread, the calling thread computes the plan with one torch
+    thread (no intra-op team to wait for, no hand-over to a worker), then it and ``threads - 1``
+    workers take slices of one chunk each (:func:`degradations.cpu_threads.run_slices` with
+    ``caller_joins``). Measured in-process on the 2-core VM under load (other sessions busy, median
+    of 9-12 repetitions in rotating order): 1.02-1.30x the img/s of computing a plan per thread's
+    slice (which pays the plan's fixed cost once per slice), and slices of a whole chunk
+    1.0-1.6x those of half a chunk (fewer, longer ops). Elsewhere one plan and
+    :func:`degrade_images`."""
+    b, c = x.shape[:2]
+    threads = torch.get_num_threads() if x.device.type == "cpu" else 1
+    if threads > 1 and b > 1:
+        torch.set_num_threads(1)
+        try:
+            plan = _make_plan(t, options, c, x, wb, workspace(x.device))
+        finally:
+            torch.set_num_threads(threads)
+        # slices of a whole chunk (each thread's working set is a chunk, in its own core's cache)
+        # unless that would leave a thread without one
+        size = min(step, -(-b // threads))
+        per_thread = -(-b // (size * threads))
+        run_slices(lambda start, stop: _degrade_span(x, out, plan, 0, start, stop, step, workspace(x.device)),
+                   b, threads, per_thread, caller_joins=True)
+        return
+    degrade_images(x, out, make_plan(t, options, c, x, wb), step, workspace(x.device))
 
 
 def degrade_images(x: torch.Tensor, out: torch.Tensor, plan: Plan, step: int, ws: Workspace, *,
@@ -303,12 +374,20 @@ def _degrade_part(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws
         _colour_chunk(x, out, plan, first, ws)
 
 
-def _halo_gain(y: torch.Tensor, plan: Plan, first: int, ws: Workspace) -> torch.Tensor:
-    """The full-resolution halo gain of a chunk from its linear luminance ``y``."""
+def _halo_gain(y: torch.Tensor, plan: Plan, first: int, ws: Workspace, scale: float = 1.0) -> torch.Tensor:
+    """The full-resolution halo gain of a chunk from its linear luminance ``y`` (times ``scale``, a
+    power of two: its block means are divided by it exactly) by the ops of
+    :func:`degradations.tone.blurred_lightness_small`, each by its :mod:`~degradations.kernels`
+    kernel."""
     h, w = y.shape[-2:]
-    small = blurred_lightness_small(y, plan.radius_frac, DETERMINISTIC, ws)
+    f = mask_downscale(h, w)
+    small = pick("downsample", y.device)(y, f, ws)
+    if scale != 1.0:
+        small = torch.mul(small, 1.0 / scale, out=ws("halo.unscaled", tuple(small.shape), F32))
+    small = DETERMINISTIC.lightness(small, ws)
+    small = pick("blur", y.device)(small, plan.radius_frac * min(h, w) / f, ws)
     local = plan.local.evaluate(small, first, ws("halo.gain", tuple(small.shape), F32), ws, "halo")
-    return upsample_bilinear(local, (h, w), mask_downscale(h, w), scratch=ws)
+    return pick("upsample", y.device)(local, (h, w), f, ws)
 
 
 def _wants(flags: list[bool], first: int, last: int) -> bool:
@@ -319,6 +398,9 @@ def _grey_chunk(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws: 
     b, _, h, w = x.shape
     last = first + b
     plane = (b, 1, h, w)
+    if not (_wants(plan.has_local, first, last) or (plan.noise is not None and _wants(plan.has_noise, first, last))):
+        pick("levels", x.device)(x, out, plan.levels["u8"], first, ws)  # one table per image
+        return
     idx = ws("index", plane, torch.int32)
     idx.copy_(x).add_(_image_offsets(first, plane, LEVELS, x.device))
     o = torch.index_select(plan.levels["value"], 0, idx.view(-1), out=ws("out", plane, F32).view(-1)).view(plane)
@@ -328,39 +410,48 @@ def _grey_chunk(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws: 
         o.mul_(_halo_gain(y, plan, first, ws))
     _finish(o, 0, plan, first, ws, None)
     _encode_channel(o, idx)
-    torch.index_select(encode_lut(x.device), 0, idx.view(-1), out=out.view(-1))
+    torch.index_select(half_step_encode_lut(x.device), 0, idx.view(-1), out=out.view(-1))
 
 
 def _colour_chunk(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws: Workspace) -> None:
+    """One chunk of colour images. Few full-size buffers (about 2 MB for one 224x224 image, a
+    CPU core's L2 cache on the machines measured): the tone curve's scratch is the output
+    channel's buffers, and each output channel is encoded as soon as it is formed."""
     b, c, h, w = x.shape
     last = first + b
     plane = (b, 1, h, w)
-    idx = ws("index", (b, c, h, w), torch.int32)
-    lin = decode_uint8_into(x, ws("linear", (b, c, h, w), F32), idx)
+    lin = decode_uint8_into(x, ws("linear", (b, c, h, w), F32), ws("decode.index", (b, c, h, w), torch.int32))
     channels = [lin[:, j:j + 1] for j in range(c)]
     tmp = ws("tmp", plane, F32)
+    o = ws("out", plane, F32)
+    idx = ws("index", plane, torch.int32)
+    mix = pick("mix", x.device)
 
     def mixed(coefs: list[torch.Tensor], dst: torch.Tensor) -> torch.Tensor:
-        torch.mul(channels[0], coefs[0][first:last], out=dst)
-        for ch, coef in zip(channels[1:], coefs[1:]):
-            dst.add_(torch.mul(ch, coef[first:last], out=tmp))
-        return dst
+        return mix(channels, [coef[first:last] for coef in coefs], dst, tmp)
 
     gain = None
     if plan.tone is not None and _wants(plan.has_tone, first, last):
-        y = mixed(plan.lum, ws("luminance", plane, F32))
-        gain = plan.tone.evaluate(y, first, ws("gain", plane, F32), ws, "tone", sqrt=True)
+        # luminance times n**2 (exact: a power of two), for the tone curve's square root
+        scale = float(plan.tone.n * plan.tone.n)
+        y = mixed([coef * scale for coef in plan.lum], ws("luminance", plane, F32))
+        gain = plan.tone.evaluate(y, first, ws("gain", plane, F32), ws, "tone", sqrt=True, scaled=True,
+                                  names=("out", "tmp", "index"))
         if plan.local is not None and _wants(plan.has_local, first, last):
-            gain.mul_(_halo_gain(y, plan, first, ws))
+            gain.mul_(_halo_gain(y, plan, first, ws, scale))
     eps = _noise_eps(plan, first, last, (c, h, w), x.device)
-    o = ws("out", plane, F32)
+    table = half_step_encode_lut(x.device)
+    codes = out if b == 1 else ws("codes", plane, torch.uint8)  # one image: its channels are contiguous
     for i in range(c):
         mixed(plan.mix[i], o)
         if gain is not None:
             o.mul_(gain)
         _finish(o, i, plan, first, ws, eps)
-        _encode_channel(o, idx[:, i:i + 1])
-    torch.index_select(encode_lut(x.device), 0, idx.view(-1), out=out.view(-1))
+        _encode_channel(o, idx)
+        dst = codes[:, i:i + 1] if b == 1 else codes
+        torch.index_select(table, 0, idx.view(-1), out=dst.view(-1))
+        if b > 1:
+            out[:, i:i + 1].copy_(codes)
 
 
 def _noise_eps(plan: Plan, first: int, last: int, shape: tuple[int, ...], device: torch.device
@@ -387,6 +478,18 @@ def _finish(o: torch.Tensor, channel: int, plan: Plan, first: int, ws: Workspace
 
 
 def _encode_channel(o: torch.Tensor, idx: torch.Tensor) -> None:
-    """Encoder units -> the 65,536-entry table's index (round half up, clamped) into ``idx``."""
-    o.add_(0.5).clamp_(0.0, ENCODE_SCALE)
+    """Twice the encoder units -> the index of :func:`half_step_encode_lut` (clamped, truncated)
+    into ``idx``: the encoder's round-half-up of ``o / 2``, clamped to its table."""
+    o.clamp_(0.0, ENCODE_SCALE)
     idx.copy_(o)  # truncation = floor for non-negative values
+
+
+def half_step_encode_lut(device: torch.device) -> torch.Tensor:
+    """uint8 codes indexed by ``floor(v)`` for ``v`` in twice the encoder's units:
+    ``encode_lut[(j + 1) // 2]`` (the encoder rounds ``v / 2`` half up)."""
+    def build() -> np.ndarray:
+        table = encode_lut(torch.device("cpu")).numpy()
+        j = np.arange(int(ENCODE_SCALE) + 1)
+        return table[(j + 1) // 2]
+
+    return cached_table(("encode_u8_half_step", ENCODE_LUT_SIZE), build, device, torch.uint8)

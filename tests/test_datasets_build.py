@@ -78,6 +78,11 @@ def test_outputs_layout_card_and_darkness(raf):
     card = json.loads((out / "dataset.json").read_text())
     assert card["adapter"] == "rafdb" and card["preset"] == "paper" and card["seed"] == 0
     assert card["totals"] == {"train": 11, "test": 6}
+    from degradations.kernels import OPS, cpu_kernels  # which kernel ran each degradation op
+    kernels = card["degradation_kernels"]
+    assert set(OPS) <= set(kernels) and kernels["device_type"] == card["settings"]["device_type"]
+    if kernels["device_type"] == "cpu":
+        assert kernels == {"device_type": "cpu", **cpu_kernels()}
     assert card["counts"]["train"] == {"surprise": 1, "fear": 1, "disgust": 1, "happiness": 2, "sadness": 2,
                                       "anger": 2, "neutral": 2}
     assert card["source_counts"]["test"] == dict.fromkeys(card["class_names"], 1) | {"fear": 0}

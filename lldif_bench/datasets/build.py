@@ -358,6 +358,7 @@ def finalize(out: Path, dataset: Dataset, rows: list[dict], settings: dict, comm
         "preset": settings["preset"], "preset_config": settings["preset_config"], "seed": settings["seed"],
         "image_format": settings["image_format"], "jpeg_quality": settings["jpeg_quality"],
         "limit": settings["limit"], "landmarks": landmarks, "package_version": __version__,
+        "degradation_kernels": _degradation_kernels(settings["device_type"]),
         "command_line": command_line, "files": files, "settings": settings,
     }
     atomic_write_bytes(out / CARD, json.dumps(card, indent=1, sort_keys=True).encode())
@@ -365,6 +366,16 @@ def finalize(out: Path, dataset: Dataset, rows: list[dict], settings: dict, comm
     for part in out.glob("manifest.part-*-of-*.csv"):
         part.unlink()
     return card
+
+
+def _degradation_kernels(device_type: str) -> dict[str, str]:
+    """Which kernel ran each op of the degradation (:mod:`degradations.kernels`): the CPU's picks
+    (OpenCV's version with them), or torch for every op on another device."""
+    from degradations.kernels import OPS, cpu_kernels
+
+    if device_type == "cpu":
+        return {"device_type": "cpu", **cpu_kernels()}
+    return {"device_type": device_type, **{op: "torch" for op in OPS}}
 
 
 def _anomaly_report(dataset: Dataset, rows: list[dict]) -> list[dict]:
