@@ -32,6 +32,10 @@ class DANOptions:
     num_centres: int = 0          # 0 = num_classes (the RAF-DB script keeps 8 for 7 classes)
     affinity_weight: float = 1.0
     partition_weight: float = 1.0
+    # From-scratch adaptations (None = automatic: on when the trunk is randomly initialised, off
+    # when it loads weights, i.e. the official architecture); see the module docstring.
+    spatial_norm: bool | None = None   # each head's spatial map divided by its per-image mean
+    logit_bn: bool | None = None       # BatchNorm1d on the logits (official)
 
 
 def affinity_loss(features: Tensor, labels: Tensor, centres: Tensor) -> Tensor:
@@ -48,8 +52,9 @@ def partition_loss(heads: Tensor) -> Tensor:
 
 
 class SpatialAttention(nn.Module):
-    def __init__(self, channels: int = 512, reduced: int = 256) -> None:
+    def __init__(self, channels: int = 512, reduced: int = 256, normalize: bool = False) -> None:
         super().__init__()
+        self.normalize = normalize
         self.reduce = nn.Sequential(nn.Conv2d(channels, reduced, 1), nn.BatchNorm2d(reduced))
         self.conv_3x3 = nn.Sequential(nn.Conv2d(reduced, channels, 3, padding=1), nn.BatchNorm2d(channels))
         self.conv_1x3 = nn.Sequential(nn.Conv2d(reduced, channels, (1, 3), padding=(0, 1)),
@@ -59,8 +64,10 @@ class SpatialAttention(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         y = self.reduce(x)
-        y = F.relu(self.conv_3x3(y) + self.conv_1x3(y) + self.conv_3x1(y))
-        return x * y.sum(dim=1, keepdim=True)
+        y = F.relu(self.conv_3x3(y) + self.conv_1x3(y) + self.conv_3x1(y)).sum(dim=1, keepdim=True)
+        if self.normalize:
+            y = y / y.mean(dim=(2, 3), keepdim=True).clamp_min(1e-6)
+        return x * y
 
 
 class ChannelAttention(nn.Module):
@@ -91,9 +98,9 @@ def init_head_weights(head: nn.Module) -> None:
 class CrossAttentionHead(nn.Module):
     """Spatial then channel attention → one 512-d vector per sample."""
 
-    def __init__(self) -> None:
+    def __init__(self, spatial_norm: bool = False) -> None:
         super().__init__()
-        self.spatial = SpatialAttention()
+        self.spatial = SpatialAttention(normalize=spatial_norm)
         self.channel = ChannelAttention()
         init_head_weights(self)
 
@@ -109,9 +116,12 @@ class DAN(BaselineMethod):
         self.opts = opts
         self.trunk = build_trunk(pretrained)
         self.init_report = self.trunk.init_report
-        self.heads = nn.ModuleList(CrossAttentionHead() for _ in range(opts.num_heads))
+        scratch = self.trunk.init_report is None
+        self.spatial_norm = scratch if opts.spatial_norm is None else opts.spatial_norm
+        self.logit_bn = (not scratch) if opts.logit_bn is None else opts.logit_bn
+        self.heads = nn.ModuleList(CrossAttentionHead(self.spatial_norm) for _ in range(opts.num_heads))
         self.fc = nn.Linear(512, num_classes)
-        self.bn = nn.BatchNorm1d(num_classes)
+        self.bn = nn.BatchNorm1d(num_classes) if self.logit_bn else nn.Identity()
         self.centres = nn.Parameter(torch.randn(opts.num_centres or num_classes, 512))
 
     def embed(self, images: Tensor, landmarks: Tensor | None = None) -> dict[str, Tensor]:
