@@ -8,6 +8,31 @@
 - Attention fusion: log-softmax across heads, sum, Linear 512→K, BatchNorm1d(K) on the logits.
   Partition loss = log(1 + H / σ²), σ² = variance across heads averaged over batch and dims.
 - Total = CE + 1·affinity + 1·partition.
+
+From scratch (no trunk weights loaded) two parts of the head are changed (issue #18); with a loaded
+trunk the official architecture is kept. Options ``spatial_norm`` / ``logit_bn`` override either way.
+
+- ``spatial_norm``: each head's spatial map is divided by its per-image mean (a relative map, mean 1),
+  instead of multiplying the features by the raw channel sum (≈ 370 at start, per-image coefficient
+  of variation 0.29).
+- ``logit_bn``: no BatchNorm1d on the logits.
+
+Why (measured on the demo's data, Adam 5e-4, 48 px, one head and no affinity/partition loss to isolate
+the head; 2026-12-05): the raw map's per-image gain S_i grew from a coefficient of variation of 0.29 to
+0.79 within 45 steps — even with the heads' learning rate at 0 (the trunk drives it) — so the fused
+feature was dominated by one per-image scalar; the logits' spread across the batch (what the logit
+BatchNorm divides by) grew 74 → 2,400, the gradient reaching the trunk fell 31 → 0.2–0.4 within
+20 steps (ResNet-18: 9 → 3–5), and Adam's second-moment estimate, still holding the large step-0
+gradients, cut the trunk's effective step ~30×: the CE stayed at 1.93 (above the class prior's 1.6)
+and every run ended at the majority class. The logit BatchNorm also pins the logits at unit spread
+and zero batch mean, and its affine parameters move only 5e-4 a step under Adam, so the class prior
+and the temperature cannot be learnt in the demo's 300 steps. Normalised maps with the logit
+BatchNorm kept still stalled (CE 1.92 at step 60); without the logit BatchNorm the raw maps made the
+logits explode (CE 21 at step 0). Both changes together: CE 1.42 at step 60 (ResNet-18 1.31) and
+the demo-budget run learns (README, "Baselines on the demo's data"). Tried before without success:
+partition weight 0, affinity and partition 0, one head, the map's mean instead of its sum, SGD 0.1
+(the repo's RAF-DB recipe), Adam 1e-4, the fc and logit BatchNorm at 10× or 100× the learning rate.
+With a pretrained trunk (the paper's setting: SGD, MS-Celeb trunk) none of this was measured here.
 """
 
 from __future__ import annotations
