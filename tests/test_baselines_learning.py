@@ -37,7 +37,7 @@ MAJORITY = max(CLASS_COUNTS) / sum(CLASS_COUNTS)
 BATCH, STEPS = 32, 40
 
 
-def pattern_set(counts=CLASS_COUNTS, seed: int = 0, amplitude: float = 1.0) -> dict:
+def pattern_set(counts=CLASS_COUNTS, seed: int = 0) -> dict:
     """Normalised images of bars on noise: 0 top bar, 1 bottom bar, 2 centre column, 3 both bars.
 
     Bar colour, brightness and a ±2 px shift vary per image; landmarks are one jittered layout for
@@ -48,7 +48,7 @@ def pattern_set(counts=CLASS_COUNTS, seed: int = 0, amplitude: float = 1.0) -> d
     images = 0.6 * torch.randn(len(labels), 3, SIZE, SIZE, generator=g)
     bar = SIZE // 6
     for i, y in enumerate(labels.tolist()):
-        colour = amplitude * (0.8 + 1.2 * torch.rand(3, 1, 1, generator=g))
+        colour = (0.8 + 1.2 * torch.rand(3, 1, 1, generator=g))
         dy, dx = (int(v) for v in torch.randint(-2, 3, (2,), generator=g))
         top, bottom = 4 + dy, SIZE - 4 - bar + dy
         if y in (0, 3):

@@ -183,6 +183,9 @@ def test_dan_from_scratch_uses_relative_spatial_maps_and_no_logit_batchnorm():
     with torch.no_grad():
         raw = official.heads[0].spatial(x) / x
     assert float(raw.mean()) > 10                                   # the raw channel sum (~0.4 × 512)
+    point = torch.rand(2, 512, 1, 1) + 0.1                          # a 1×1 map: channel mean instead
+    with torch.no_grad():
+        torch.testing.assert_close(model.heads[0].spatial(point) * 512, official.heads[0].spatial(point))
 
 # --- DACL ----------------------------------------------------------------------------------------
 
