@@ -17,8 +17,8 @@ trunk the official architecture is kept. Options ``spatial_norm`` / ``logit_bn``
   of variation 0.29). A 1×1 layer4 map (inputs ≤ 32 px) has no extent — the relative map would be
   1 everywhere and the four heads identical (measured: 39.6%, the majority class, on the learning
   test's 32-px bars at 0.35× contrast; 86.3% with the channel mean) — so it is divided by the channel
-  count instead (the channel mean). On the
-  demo's 48-px data the channel mean alone did not learn (CE 2.2–3.0 over steps 10–80).
+  count instead (the channel mean). On the demo's 48-px data the channel mean alone did not learn
+  (CE 2.2–3.0 over steps 10–80).
 - ``logit_bn``: no BatchNorm1d on the logits.
 
 Why (measured on the demo's data, Adam 5e-4, 48 px, one head and no affinity/partition loss to isolate
