@@ -168,6 +168,25 @@ def test_dan_heads_and_fusion_shapes():
     torch.testing.assert_close(out["features"], out["heads"].sum(dim=1))
 
 
+
+def test_dan_from_scratch_uses_relative_spatial_maps_and_no_logit_batchnorm():
+    """Issue #18: from scratch each head's spatial map is divided by its per-image mean and the logits
+    skip the BatchNorm; the options restore the official head (what a loaded trunk gets)."""
+    model = build("dan")
+    assert model.spatial_norm and not model.logit_bn and isinstance(model.bn, torch.nn.Identity)
+    x = torch.rand(2, 512, 2, 2) + 0.1
+    with torch.no_grad():
+        ratio = model.heads[0].spatial(x) / x                      # the map x is multiplied by
+    torch.testing.assert_close(ratio.mean(dim=(2, 3)), torch.ones(2, 512))
+    official = build("dan", spatial_norm=False, logit_bn=True)
+    assert isinstance(official.bn, torch.nn.BatchNorm1d)
+    with torch.no_grad():
+        raw = official.heads[0].spatial(x) / x
+    assert float(raw.mean()) > 10                                   # the raw channel sum (~0.4 × 512)
+    point = torch.rand(2, 512, 1, 1) + 0.1                          # a 1×1 map: channel mean instead
+    with torch.no_grad():
+        torch.testing.assert_close(model.heads[0].spatial(point) * 512, official.heads[0].spatial(point))
+
 # --- DACL ----------------------------------------------------------------------------------------
 
 def test_dacl_sparse_centre_loss_weights_each_dimension():
