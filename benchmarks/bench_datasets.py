@@ -14,7 +14,9 @@ memory does not colour the next:
 Every stage is timed with ``time.perf_counter`` as the best (min) of repeated runs in its child
 process: ``list`` and ``pack`` at least 5 runs, ``build`` at least one (each from an empty OUT),
 all until 1 s of timed work has accumulated (at most 50 runs), so a sub-second stage is not one
-reading off a shared machine. All sizes of a layout are generated first and measured in
+reading off a shared machine. The largest size sets that count and every smaller size of the layout
+runs exactly as many (a minimum over more runs is lower, which would bias k upwards: measured, a
+KDEF build took the best of 4 runs at 1/2 and of 2 at full size and gave k = 1.16). All sizes of a layout are generated first and measured in
 ``--rounds`` rounds (default 2), each running every stage of every size in a fresh child, so a
 change in the machine's load between minutes hits every size alike; the best round counts. The
 run counts (over all rounds) are printed beside the times.
@@ -73,15 +75,16 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def timed_reps(once, before_each, min_reps: int) -> tuple[float, float, int, object]:
+def timed_reps(once, before_each, min_reps: int, exact: int = 0) -> tuple[float, float, int, object]:
     """Best (min) ``time.perf_counter`` seconds of ``once()``, repeated until at least ``min_reps``
     runs and ``MIN_SECONDS`` of timed work (at most ``MAX_REPS``), so a sub-second stage is the
     best of many runs, not one reading. ``before_each()`` runs untimed before every run (a clean
     output folder); the previous run's objects are freed and collected untimed too, so every run
     starts from the same memory. Returns (best wall seconds, best CPU seconds of this process and
-    its workers — what other processes on a shared machine do not add to —, runs, last result)."""
+    its workers — what other processes on a shared machine do not add to —, runs, last result).
+    ``exact`` > 0: exactly that many runs instead (the count the layout's largest size needed)."""
     best, best_cpu, total, reps, result = math.inf, math.inf, 0.0, 0, None
-    while reps < MAX_REPS and (reps < min_reps or total < MIN_SECONDS):
+    while (reps < exact) if exact else (reps < MAX_REPS and (reps < min_reps or total < MIN_SECONDS)):
         result = None
         gc.collect()
         before_each()
@@ -92,7 +95,7 @@ def timed_reps(once, before_each, min_reps: int) -> tuple[float, float, int, obj
     return best, best_cpu, reps, result
 
 
-def run_stage(stage: str, layout: str, src: Path, out: Path, pack_size: int, workers: int) -> dict:
+def run_stage(stage: str, layout: str, src: Path, out: Path, pack_size: int, workers: int, reps: int = 0) -> dict:
     """One stage in this (child) process; returns best seconds, runs, item count and peak RSS."""
     import torch
 
@@ -109,14 +112,14 @@ def run_stage(stage: str, layout: str, src: Path, out: Path, pack_size: int, wor
         def once():
             return build_lowlight(adapter(src), out, device="cpu", workers=workers, progress=False)
 
-        seconds, cpu, reps, summary = timed_reps(once, clean, min_reps=1)
+        seconds, cpu, reps, summary = timed_reps(once, clean, min_reps=1, exact=reps)
         count, extra = summary.ok, {"skipped": summary.skipped}
     elif stage == "list":
         def once():
             ds = adapter(src)
             return ds, len(ds.build_records())
 
-        seconds, cpu, reps, (ds, count) = timed_reps(once, lambda: None, min_reps=REPEATS)
+        seconds, cpu, reps, (ds, count) = timed_reps(once, lambda: None, min_reps=REPEATS, exact=reps)
         splits = [r.split for r in ds.records()]
         extra = {"train": splits.count("train"), "test": splits.count("test")}
     else:
@@ -127,16 +130,16 @@ def run_stage(stage: str, layout: str, src: Path, out: Path, pack_size: int, wor
             return pack_dataset(open_dataset(out), pack_size, cache_dir=out.parent / "pack", workers=workers,
                                 progress=False)
 
-        seconds, cpu, reps, packed = timed_reps(once, clean, min_reps=REPEATS)
+        seconds, cpu, reps, packed = timed_reps(once, clean, min_reps=REPEATS, exact=reps)
         count, extra = int(packed.valid.sum()), {}
     return {"stage": stage, "seconds": seconds, "cpu_seconds": cpu, "reps": reps, "items": count, "peak_rss_mb": peak_rss_mb(),
             **extra}
 
 
-def child(stage: str, layout: str, src: Path, out: Path, pack_size: int, workers: int) -> dict:
+def child(stage: str, layout: str, src: Path, out: Path, pack_size: int, workers: int, reps: int = 0) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
     cmd = [sys.executable, __file__, "--child", stage, "--layout", layout, "--src", str(src), "--out", str(out),
-           "--pack-size", str(pack_size), "--workers", str(workers)]
+           "--pack-size", str(pack_size), "--workers", str(workers), "--reps", str(reps)]
     done = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"{layout} {stage} failed:\n{done.stderr[-3000:]}")
@@ -155,9 +158,12 @@ def measure_layout(layout: str, fractions: list[float], work: Path, args) -> lis
         sources.append((case, LAYOUTS[layout](case / "src", n)))
     best: list[dict] = [{} for _ in sources]
     for round_no in range(args.rounds):
-        for found, (case, src) in zip(best, sources):
+        reps: dict[str, int] = {}  # per stage: the largest size's run count, used by every smaller size
+        for found, (case, src) in reversed(list(zip(best, sources))):
             for stage in STAGES:
-                res = child(stage, layout, src, case / f"out-{round_no}", args.pack_size, args.workers)
+                res = child(stage, layout, src, case / f"out-{round_no}", args.pack_size, args.workers,
+                            reps.get(stage, 0))
+                reps.setdefault(stage, res["reps"])
                 found[stage] = better_of(found.get(stage), res)
     return best
 
@@ -192,9 +198,11 @@ def main() -> None:
     ap.add_argument("--layout", help=argparse.SUPPRESS)
     ap.add_argument("--src", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--out", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--reps", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
-        print(json.dumps(run_stage(args.child, args.layout, args.src, args.out, args.pack_size, args.workers)))
+        print(json.dumps(run_stage(args.child, args.layout, args.src, args.out, args.pack_size, args.workers,
+                                   args.reps)))
         return
     work = Path(args.work or tempfile.mkdtemp(prefix="bench-datasets-"))
     fractions = [float(f) for f in args.fractions.split(",")]
