@@ -17,9 +17,11 @@ all until 1 s of timed work has accumulated (at most 50 runs), so a sub-second s
 reading off a shared machine. The largest size sets that count and every smaller size of the layout
 runs exactly as many (a minimum over more runs is lower, which would bias k upwards: measured, a
 KDEF build took the best of 4 runs at 1/2 and of 2 at full size and gave k = 1.16). All sizes of a layout are generated first and measured in
-``--rounds`` rounds (default 2), each running every stage of every size in a fresh child, so a
-change in the machine's load between minutes hits every size alike; the best round counts. The
-run counts (over all rounds) are printed beside the times.
+``--rounds`` rounds (default 3); a round runs each stage at every size in turn, each in a fresh
+child, so the sizes of one stage are measured seconds apart and a change in the machine's load hits
+them alike; the order of the sizes alternates between rounds (largest first in round 0, which sets
+the run count), and per stage the best round counts. The run counts (over all rounds) are printed
+beside the times.
 
 Each child reports its wall time, its CPU time (user + system of the child and its worker
 processes, best run: what the machine's other processes do not add to, printed in a second table
@@ -148,8 +150,11 @@ def child(stage: str, layout: str, src: Path, out: Path, pack_size: int, workers
 
 def measure_layout(layout: str, fractions: list[float], work: Path, args) -> list[dict]:
     """{stage: result} for each size of ``layout``. All sizes are generated first; then each round
-    runs every stage of every size in a fresh child (each round builds into a new OUT), so a change
-    in the machine's load between rounds hits every size alike; per stage the best round counts."""
+    runs, stage by stage, that stage at every size in a fresh child (each round builds into a new
+    OUT), so the sizes of one stage are measured seconds apart and a change in the machine's load
+    hits them alike. Round 0 runs the largest size first (it sets the run count every size then
+    uses); later rounds alternate the order of the sizes (smallest first, largest first, ...), so
+    neither end is always measured first. Per stage the best round counts."""
     sources = []
     for frac in fractions:
         n = round(FULL[layout] * frac)
@@ -157,10 +162,13 @@ def measure_layout(layout: str, fractions: list[float], work: Path, args) -> lis
         shutil.rmtree(case, ignore_errors=True)
         sources.append((case, LAYOUTS[layout](case / "src", n)))
     best: list[dict] = [{} for _ in sources]
+    reps: dict[str, int] = {}  # per stage: the largest size's run count, used by every smaller size
     for round_no in range(args.rounds):
-        reps: dict[str, int] = {}  # per stage: the largest size's run count, used by every smaller size
-        for found, (case, src) in reversed(list(zip(best, sources))):
-            for stage in STAGES:
+        order = list(zip(best, sources))
+        if round_no % 2 == 0:
+            order.reverse()
+        for stage in STAGES:
+            for found, (case, src) in order:
                 res = child(stage, layout, src, case / f"out-{round_no}", args.pack_size, args.workers,
                             reps.get(stage, 0))
                 reps.setdefault(stage, res["reps"])
@@ -191,7 +199,7 @@ def main() -> None:
     ap.add_argument("--fractions", default="0.25,0.5,1")
     ap.add_argument("--pack-size", type=int, default=64)
     ap.add_argument("--workers", type=int, default=2, help="make-dataset --workers (its default) and packing threads")
-    ap.add_argument("--rounds", type=int, default=2,
+    ap.add_argument("--rounds", type=int, default=3,
                     help="rounds over all sizes of a layout, each stage a fresh child; the best round counts")
     ap.add_argument("--work", type=Path, default=None, help="scratch folder (default: a temporary one)")
     ap.add_argument("--child", choices=STAGES, help=argparse.SUPPRESS)
@@ -210,9 +218,15 @@ def main() -> None:
           "peak RSS MiB list / build / pack | k list | k build | k pack |")
     print("|---|---:|---:|---:|---:|---|---|---:|---:|---:|")
     verdicts, cpu_rows = [], []
+    spans = []  # per layout: k from the smallest to the largest size (n -> 4n with the default fractions)
     for layout in args.layouts.split(","):
         previous = None
-        for frac, res in zip(fractions, measure_layout(layout, fractions, work, args)):
+        results = measure_layout(layout, fractions, work, args)
+        first, last = results[0], results[-1]
+        spans.append(f"| {layout} | {first['list']['items']:,} → {last['list']['items']:,} | " + " | ".join(
+            f"{exponent(first[s]['seconds'], first[s]['items'], last[s]['seconds'], last[s]['items']):.2f}"
+            for s in STAGES) + " |")
+        for frac, res in zip(fractions, results):
             ks, cpu_ks = ["", "", ""], ["", "", ""]
             if previous is not None:
                 ks = [exponent(previous[s]["seconds"], previous[s]["items"], res[s]["seconds"], res[s]["items"])
@@ -232,6 +246,11 @@ def main() -> None:
                   f"{res['list']['seconds']:.3f} | {res['build']['seconds']:.2f} | {res['pack']['seconds']:.2f} | "
                   f"{runs} | {rss} | {ks[0]} | {ks[1]} | {ks[2]} |", flush=True)
             previous = res
+    print("\nGrowth exponents over the whole span, smallest to largest size (wall time; the same "
+          "measurements, one exponent over a 4x span instead of two over 2x spans):\n")
+    print("| layout | n | k list | k build | k pack |")
+    print("|---|---|---:|---:|---:|")
+    print("\n".join(spans))
     print("\nCPU seconds (user + system of the stage's process and its workers, best run; what the "
           "machine's other processes do not add to) and their growth exponents:\n")
     print("| layout | n | CPU s list / build / pack | k CPU list / build / pack |")
