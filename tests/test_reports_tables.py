@@ -205,3 +205,20 @@ def test_best_epoch_metric_reads_results_json(tmp_path):
     assert dan.ours == pytest.approx(81.0) and dan.runs == 1
     assert "best-epoch" in to_markdown(build_tables([2], best, metric="best-epoch"))
     assert apply_metric(board, "final", tmp_path).accuracy.tolist() == pytest.approx([70.0, 75.0])
+
+
+def test_cli_report_pools_several_runs_folders(tmp_path):
+    """One demo per seed writes its own runs folder: repeated --runs pools them into mean ± std."""
+    from lldif_bench.cli.main import main
+
+    folders = []
+    for seed, acc in ((0, 0.80), (1, 0.70)):
+        folder = tmp_path / f"demo-s{seed}"
+        folder.mkdir()
+        _write_board(folder, [_row("resnet18", "rafdb", "low-light", acc, seed)])
+        folders += ["--runs", str(folder)]
+    out = tmp_path / "t2.csv"
+    result = CliRunner().invoke(main, ["report", *folders, "--table", "2", "--format", "csv", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    row = pd.read_csv(out).query("method_key == 'resnet18'").iloc[0]
+    assert row["runs"] == 2 and row["seeds"] == "0,1" and math.isclose(float(row["ours"]), 75.0)
