@@ -34,6 +34,14 @@ def test_landmark_file_is_described_by_backend_and_status(tmp_path):
     assert input_sources(torch.nn.Linear(2, 2), tmp_path) == {}  # a method without landmarks or declared inputs
 
 
+def test_landmark_file_without_backend_says_what_it_holds(tmp_path):
+    """The synthetic generator's ground-truth file records no backend: say so, not 'unknown'."""
+    _save(tmp_path, ["ground-truth"] * 2, {})
+    assert describe_landmark_file(tmp_path / LANDMARKS_FILE).endswith("ground truth, no detector, 2 ground-truth")
+    _save(tmp_path, ["whole-crop"], {})
+    assert "backend not recorded, 1 whole-crop" in describe_landmark_file(tmp_path / LANDMARKS_FILE)
+
+
 def test_missing_landmark_file_is_a_clear_error(tmp_path):
     with pytest.raises(UserError, match="no landmark file"):
         describe_landmark_file(tmp_path / LANDMARKS_FILE)

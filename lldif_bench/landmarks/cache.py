@@ -127,7 +127,8 @@ def describe_landmark_file(path: str | Path) -> str:
     e.g. ``/d/landmarks.npz: dlib, 3990 whole-crop, 10 fallback-mean-shape``."""
     table = read_landmarks(path)
     counts = Counter(table.status)
-    backend = table.meta.get("backend") or "unknown backend"
+    backend = table.meta.get("backend") or (
+        "ground truth, no detector" if set(counts) == {"ground-truth"} else "backend not recorded")
     return f"{path}: {backend}, " + ", ".join(f"{n} {status}" for status, n in counts.most_common())
 
 
