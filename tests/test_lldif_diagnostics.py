@@ -45,6 +45,8 @@ def test_spread_collapse_flag_and_shuffle():
     flat = epd_figures(z, z.mean(0, keepdim=True).expand_as(z) + 1e-4 * z, labels, 0.15)
     assert flat["collapsed"] == 1.0 and flat["kl"] > 0.1
     assert "COLLAPSED" in summary_line(flat) and "COLLAPSED" not in summary_line(same)
+    assert "COLLAPSED" in summary_line(flat, "2b")
+    assert "COLLAPSED" not in summary_line(flat, "1") and "trained from phase 2a" in summary_line(flat, "1")
     # scale is not collapse: the LLformer sees Ẑ's direction (dtnet.z_norm)
     assert epd_figures(z, 0.05 * z, labels, 0.15)["collapsed"] == 0.0
     shuffled = shuffle_within_batch(z)

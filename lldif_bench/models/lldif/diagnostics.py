@@ -128,8 +128,10 @@ def collect(model: Any, batches: Iterable[dict], *, with_logits: bool = True) ->
     return out
 
 
-def summary_line(d: dict[str, float]) -> str:
-    """One log line that makes a collapse visible at a glance."""
+def summary_line(d: dict[str, float], stage: str | None = None) -> str:
+    """One log line that makes a collapse visible at a glance. In stage 1 PNET_s2 has not been
+    trained yet (it learns from phase 2a on), so a constant Ẑ there is said to be untrained, not
+    flagged as a collapse."""
     if not d:
         return "EPD diagnostics: none"
     parts = [f"spread Ẑ {d['spread_zhat']:.4g} vs Z {d['spread_z']:.4g}",
@@ -138,5 +140,8 @@ def summary_line(d: dict[str, float]) -> str:
     if "acc_zhat" in d:
         parts.append(f"LLformer acc fed Z {d['s1_oracle_acc']:.3f} / Ẑ {d['acc_zhat']:.3f} / "
                      f"shuffled Ẑ {d['acc_zhat_shuffled']:.3f}")
-    flag = "  ** Ẑ COLLAPSED (constant prior) **" if d.get("collapsed") else ""
+    flag = ""
+    if d.get("collapsed"):
+        flag = ("  (Ẑ constant: PNET_s2 is trained from phase 2a on)" if stage == "1"
+                else "  ** Ẑ COLLAPSED (constant prior) **")
     return "EPD diagnostics: " + "; ".join(parts) + flag

@@ -394,7 +394,7 @@ class LLDif(nn.Module):
         if self.stage == "0":
             return {}
         figures = epd_diagnostics.collect(self, batches)
-        log.info("stage %s %s", self.stage, epd_diagnostics.summary_line(figures))
+        log.info("stage %s %s", self.stage, epd_diagnostics.summary_line(figures, self.stage))
         return {f"epd_{k}": v for k, v in figures.items()}
 
     def predict(self, images: Tensor, landmarks: Tensor | None = None) -> Tensor:
