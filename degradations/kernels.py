@@ -27,7 +27,14 @@ Ops (all on contiguous tensors; ``b`` images of a chunk):
 * ``upsample``: the halo gain's bilinear upsampling, half-pixel centres, edges clamped
   (``cv2.resize`` ``INTER_LINEAR`` at the exact factor, cropped);
 * ``mix``: one output channel of the white-balance/exposure matrix, ``sum_j c_j * lin_j``
-  (``cv2.addWeighted`` + ``cv2.scaleAdd``).
+  (``cv2.addWeighted`` + ``cv2.scaleAdd``);
+* ``colour``: a chunk of colour images from codes to codes (decode, mixes, tone curve, halo gain,
+  noise, encode; the torch kernel runs the ops above through their own picks), and ``grey``: a
+  chunk of grey images that need the halo mask or noise (per-image table, halo gain, noise,
+  encode). Their ``numba`` kernels (:mod:`degradations.fused`, registered by
+  :mod:`degradations.uint8_fused` where numba is installed) make one pass per pixel instead of one
+  per op, with the same float32 operations (exact). Both register where their inputs are defined
+  (:mod:`degradations.uint8_path`).
 """
 
 from __future__ import annotations
@@ -41,6 +48,7 @@ import cv2
 import numpy as np
 import torch
 
+from degradations import fused
 from lldif_bench.registry import Registry
 
 Scratch = Callable[[str, tuple[int, ...], torch.dtype], torch.Tensor]
@@ -67,7 +75,7 @@ class Kernel:
     exact: bool  # the torch kernel's bits
 
 
-OPS = ("decode", "levels", "downsample", "blur", "upsample", "mix")
+OPS = ("decode", "levels", "downsample", "blur", "upsample", "mix", "colour", "grey")
 KERNELS: dict[str, Registry[Kernel]] = {op: Registry(f"{op} kernel") for op in OPS}
 
 
@@ -80,7 +88,9 @@ def register(op: str, name: str, *, exact: bool, help: str) -> Callable[[Callabl
 
 
 # The CPU's pick per op. Measured with ``bench_degradations.py --per-op`` (ms per image, torch vs
-# OpenCV, 48 grey / 100 / 224 px): see the README's per-machine tables.
+# OpenCV or numba, 48 grey / 100 / 224 px): see the README's per-machine tables. The fused numba
+# kernels where numba is installed (a dependency; without it the torch kernels, the same bytes).
+FUSED = "numba" if fused.AVAILABLE else "torch"
 CPU_CHOICE: dict[str, str] = {
     "decode": "opencv",
     "levels": "opencv",
@@ -88,12 +98,16 @@ CPU_CHOICE: dict[str, str] = {
     "blur": "opencv",
     "upsample": "opencv",
     "mix": "torch",
+    "colour": FUSED,
+    "grey": FUSED,
 }
 
 
 def cpu_kernels() -> dict[str, str]:
-    """The kernels the CPU runs, ``{op: name}`` (recorded on a dataset card), with OpenCV's version."""
-    return {**{op: CPU_CHOICE[op] for op in OPS}, "opencv_version": cv2.__version__}
+    """The kernels the CPU runs, ``{op: name}`` (recorded on a dataset card), with OpenCV's version
+    and numba's (``None`` without numba)."""
+    return {**{op: CPU_CHOICE[op] for op in OPS}, "opencv_version": cv2.__version__,
+            "numba_version": fused.VERSION}
 
 
 _OVERRIDE: dict[str, str] | None = None

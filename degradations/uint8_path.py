@@ -48,7 +48,7 @@ import numpy as np
 import torch
 
 from degradations.cpu_threads import on_one_thread, run_slices
-from degradations.kernels import pick
+from degradations.kernels import pick, register
 from degradations.noise import standard_normal
 from degradations.numerics import DETERMINISTIC, cached_table, exp2_deterministic
 from degradations.tone import (
@@ -186,6 +186,8 @@ class Plan:
     has_noise: list[bool]
     levels: dict[str, torch.Tensor] | None  # grey only: per-image tables of the 256 codes (u8: the
                                             # whole path for an image without halo mask or noise)
+    matrix: torch.Tensor | None = None      # colour only: (B, 3, 3) float32, mix[i][j] = its [:, i, j]
+    lum_row: torch.Tensor | None = None     # colour only: (B, 3) float32, lum[j] = its [:, j]
 
 
 def _col(v: torch.Tensor) -> torch.Tensor:
@@ -222,6 +224,7 @@ def _make_plan(t: Mapping[str, Any], options: Any, channels: int, like: torch.Te
     else:
         mix = [[_col(gain * scale)]]
         lum = [_col(gain)]
+        mix32 = lum32 = None
     k = options.tone_gain_ev / 100.0
     tone = local = None
     has_tone = has_tone_t.tolist()
@@ -252,7 +255,7 @@ def _make_plan(t: Mapping[str, Any], options: Any, channels: int, like: torch.Te
         noise = {"shot": _col(shot * ENCODE_SCALE), "read": _col(read * (ENCODE_SCALE * ENCODE_SCALE)),
                  "gains": [_col(g) for g in gains], "seeds": list(t.get("noise_seed") or [0] * len(has_tone))}
     plan = Plan(mix, lum, tone, has_tone, local, has_local, options.radius_frac, noise,
-                has_noise_t.tolist(), None)
+                has_noise_t.tolist(), None, mix32, lum32)
     if channels == 1:
         plan = _with_grey_levels(plan, ws)
     return plan
@@ -395,12 +398,21 @@ def _wants(flags: list[bool], first: int, last: int) -> bool:
 
 
 def _grey_chunk(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws: Workspace) -> None:
-    b, _, h, w = x.shape
-    last = first + b
-    plane = (b, 1, h, w)
+    last = first + x.shape[0]
     if not (_wants(plan.has_local, first, last) or (plan.noise is not None and _wants(plan.has_noise, first, last))):
         pick("levels", x.device)(x, out, plan.levels["u8"], first, ws)  # one table per image
         return
+    pick("grey", x.device)(x, out, plan, first, ws)
+
+
+@register("grey", "torch", exact=True, help="gathers of the per-image tables, halo gain, noise, encode: "
+                                            "one torch pass per op")
+def grey_torch(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws: Workspace) -> None:
+    """Grey images with a halo mask or noise: each pixel's tabulated value, times the halo gain,
+    plus the noise, encoded."""
+    b, _, h, w = x.shape
+    last = first + b
+    plane = (b, 1, h, w)
     idx = ws("index", plane, torch.int32)
     idx.copy_(x).add_(_image_offsets(first, plane, LEVELS, x.device))
     o = torch.index_select(plan.levels["value"], 0, idx.view(-1), out=ws("out", plane, F32).view(-1)).view(plane)
@@ -413,7 +425,23 @@ def _grey_chunk(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws: 
     torch.index_select(half_step_encode_lut(x.device), 0, idx.view(-1), out=out.view(-1))
 
 
+def grey_luminance(x: torch.Tensor, plan: Plan, first: int, ws: Workspace) -> torch.Tensor:
+    """The linear luminance of grey images ``x`` (images ``first ..`` of the plan), tabulated."""
+    b, _, h, w = x.shape
+    plane = (b, 1, h, w)
+    idx = ws("luminance.index", plane, torch.int32)
+    idx.copy_(x).add_(_image_offsets(first, plane, LEVELS, x.device))
+    y = ws("luminance", plane, F32)
+    return torch.index_select(plan.levels["luminance"], 0, idx.view(-1), out=y.view(-1)).view(plane)
+
+
 def _colour_chunk(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws: Workspace) -> None:
+    pick("colour", x.device)(x, out, plan, first, ws)
+
+
+@register("colour", "torch", exact=True, help="decode, colour mixes, tone curve, halo gain, noise, encode: "
+                                              "one torch pass per op")
+def colour_torch(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws: Workspace) -> None:
     """One chunk of colour images. Few full-size buffers (about 2 MB for one 224x224 image, a
     CPU core's L2 cache on the machines measured): the tone curve's scratch is the output
     channel's buffers, and each output channel is encoded as soon as it is formed."""
@@ -493,3 +521,7 @@ def half_step_encode_lut(device: torch.device) -> torch.Tensor:
         return table[(j + 1) // 2]
 
     return cached_table(("encode_u8_half_step", ENCODE_LUT_SIZE), build, device, torch.uint8)
+
+
+# the numba kernels of the ``colour`` and ``grey`` ops register themselves (they need this module's names)
+from degradations import uint8_fused  # noqa: E402, F401

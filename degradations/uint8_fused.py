@@ -1,0 +1,101 @@
+"""The ``numba`` kernels of the uint8 path's ``colour`` and ``grey`` ops (registered only where numba
+is installed): a chunk's plan constants as NumPy views, then one fused pass per pixel
+(:mod:`degradations.fused`). The halo mask (block mean, blur, upsampling at 1/4 resolution) still
+runs its own kernels (:mod:`degradations.kernels`) between a luminance pass and the fused pass.
+
+Each kernel gives the bytes of the torch kernel it replaces (``exact``): the same plan, the same
+float32 operations per value in the same order, and the same chunk-level choices (a chunk applies
+the tone curve, the halo gain or the noise to all its images when one of them needs it, as the torch
+kernels do; an image that does not need it gets the factor 1 or the noise 0 from its plan).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from degradations import fused
+from degradations.kernels import register
+from degradations.uint8_path import (
+    ENCODE_SCALE,
+    F32,
+    Plan,
+    Workspace,
+    _halo_gain,
+    _noise_eps,
+    _wants,
+    grey_luminance,
+    half_step_encode_lut,
+)
+
+TOP = np.float32(ENCODE_SCALE)
+_EMPTY_2D = np.zeros((0, 0), np.float32)
+_EMPTY_3D = np.zeros((0, 0, 0), np.float32)
+_EMPTY_1D = np.zeros(0, np.float32)
+
+
+def _noise_args(plan: Plan, first: int, last: int, shape: tuple[int, ...], device: torch.device
+                ) -> tuple[bool, torch.Tensor | None, np.ndarray, np.ndarray, np.ndarray]:
+    """``(noise, eps, gains (b, C), shot (b,), read (b,))`` for images ``first:last``: the chunk gets
+    the noise when one of its images needs it (``eps`` then the same draws as the torch kernel's)."""
+    eps = _noise_eps(plan, first, last, shape, device)
+    if eps is None:
+        return False, None, _EMPTY_2D, _EMPTY_1D, _EMPTY_1D
+    noise = plan.noise
+    gains = np.stack([g.view(-1)[first:last].numpy() for g in noise["gains"]], 1)
+    return True, eps, gains, noise["shot"].view(-1)[first:last].numpy(), noise["read"].view(-1)[first:last].numpy()
+
+
+def _tone_args(plan: Plan) -> tuple[np.ndarray, np.ndarray, int]:
+    if plan.tone is None:
+        return _EMPTY_1D, _EMPTY_1D, 1
+    return plan.tone.base.numpy(), plan.tone.slope.numpy(), plan.tone.n
+
+
+if fused.AVAILABLE:
+
+    @register("colour", "numba", exact=True, help="one fused numba pass per pixel (after a luminance pass "
+                                                  "where the chunk needs the halo mask)")
+    def colour_numba(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws: Workspace) -> None:
+        b, c, h, w = x.shape
+        last = first + b
+        codes, dst = x.numpy().reshape(b, c, h * w), out.numpy().reshape(b, c, h * w)
+        matrix, lum = plan.matrix[first:last].numpy(), plan.lum_row[first:last].numpy()
+        decode = _decode_table()
+        tone = plan.tone is not None and _wants(plan.has_tone, first, last)
+        base, slope, n = _tone_args(plan)
+        scale = np.float32(n * n)
+        halo, has_halo = _EMPTY_2D, False
+        if tone and plan.local is not None and _wants(plan.has_local, first, last):
+            y = ws("luminance", (b, 1, h, w), F32)
+            fused.colour_luminance(codes, decode, lum, scale, y.numpy().reshape(b, h * w))
+            halo, has_halo = _halo_gain(y, plan, first, ws, float(scale)).numpy().reshape(b, h * w), True
+        noise, eps, gains, shot, read = _noise_args(plan, first, last, (c, h, w), x.device)
+        eps_np = eps.numpy().reshape(b, c, h * w) if eps is not None else _EMPTY_3D
+        fused.colour_pixels(codes, dst, decode, matrix, lum, scale, tone, base, slope, n, first, halo, has_halo,
+                            noise, eps_np, gains, shot, read, TOP, _encode_table())
+
+    @register("grey", "numba", exact=True, help="one fused numba pass per pixel (after the luminance gather "
+                                                "where the chunk needs the halo mask)")
+    def grey_numba(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws: Workspace) -> None:
+        b, _, h, w = x.shape
+        last = first + b
+        halo, has_halo = _EMPTY_2D, False
+        if plan.local is not None and _wants(plan.has_local, first, last):
+            y = grey_luminance(x, plan, first, ws)
+            halo, has_halo = _halo_gain(y, plan, first, ws).numpy().reshape(b, h * w), True
+        noise, eps, gains, shot, read = _noise_args(plan, first, last, (1, h, w), x.device)
+        eps_np = eps.numpy().reshape(b, h * w) if eps is not None else _EMPTY_2D
+        fused.grey_pixels(x.numpy().reshape(b, h * w), out.numpy().reshape(b, h * w), plan.levels["value"].numpy(),
+                          first, halo, has_halo, noise, eps_np, np.ascontiguousarray(gains[:, 0]) if noise else _EMPTY_1D, shot, read, TOP,
+                          _encode_table())
+
+
+def _decode_table() -> np.ndarray:
+    from degradations.transfer import decode_lut
+
+    return decode_lut(torch.device("cpu"), F32).numpy()
+
+
+def _encode_table() -> np.ndarray:
+    return half_step_encode_lut(torch.device("cpu")).numpy()
