@@ -37,24 +37,11 @@ def _compiled(fn):
 def _noisy(o, g, shot, read, e):
     """Poisson-Gaussian noise as ``uint8_path._finish``: ``o + sqrt(max(max(o / g, 0) * shot +
     read, 0)) * e * g`` (float32, the same operations in the same order)."""
-    var = o / g
-    if var < 0:
-        var = np.float32(0.0)
-    var = var * shot + read
-    if var < 0:
-        var = np.float32(0.0)
+    zero = np.float32(0.0)
+    var = max(o / g, zero) * shot + read
+    var = max(var, zero)
     sigma = np.float32(np.sqrt(var))
     return o + (sigma * e) * g
-
-
-@_compiled
-def _encoded(o, top, table):
-    """Twice-encoder-units ``o`` -> its uint8 code: clamp to ``[0, top]``, truncate, look up."""
-    if o < 0:
-        o = np.float32(0.0)
-    elif o > top:
-        o = top
-    return table[np.int32(o)]
 
 
 @_compiled
@@ -66,6 +53,19 @@ def colour_luminance(x, decode, lum, scale, y):
         l0, l1, l2 = lum[k, 0] * scale, lum[k, 1] * scale, lum[k, 2] * scale
         for p in range(hw):
             y[k, p] = ((decode[x[k, 0, p]] * l0) + (decode[x[k, 1, p]] * l1)) + (decode[x[k, 2, p]] * l2)
+
+
+@_compiled
+def _encode_block(value, index, m, top):
+    """``index[p]`` = ``value[p]`` clamped to ``[0, top]`` and truncated, for ``p < m``."""
+    zero = np.float32(0.0)
+    for p in range(m):
+        index[p] = np.int32(min(max(value[p], zero), top))
+
+
+# Pixels per block: each stage of a kernel runs over a block (its scratch, 4 KB per row, stays in
+# the L1 cache), so the arithmetic stages have no table look-ups and LLVM vectorises them.
+BLOCK = 1024
 
 
 @_compiled
@@ -81,40 +81,47 @@ def colour_pixels(x, out, decode, mix, lum, scale, tone, base, slope, n, first, 
     ``table``: the encoder's clamp and uint8 table (twice its units)."""
     b, _, hw = x.shape
     nn = np.float32(n * n)
-    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    lin = np.empty((3, BLOCK), np.float32)
+    gain = np.empty(BLOCK, np.float32)
+    frac = np.empty(BLOCK, np.float32)
+    value = np.empty(BLOCK, np.float32)
+    index = np.empty(BLOCK, np.int32)
     for k in range(b):
         l0, l1, l2 = lum[k, 0] * scale, lum[k, 1] * scale, lum[k, 2] * scale
-        m00, m01, m02 = mix[k, 0, 0], mix[k, 0, 1], mix[k, 0, 2]
-        m10, m11, m12 = mix[k, 1, 0], mix[k, 1, 1], mix[k, 1, 2]
-        m20, m21, m22 = mix[k, 2, 0], mix[k, 2, 1], mix[k, 2, 2]
         offset = (first + k) * (n + 1)
-        for p in range(hw):
-            a0, a1, a2 = decode[x[k, 0, p]], decode[x[k, 1, p]], decode[x[k, 2, p]]
-            gain = one
+        for start in range(0, hw, BLOCK):
+            m = min(BLOCK, hw - start)
+            for j in range(3):
+                for p in range(m):
+                    lin[j, p] = decode[x[k, j, start + p]]
             if tone:
-                pos = ((a0 * l0) + (a1 * l1)) + (a2 * l2)
-                if pos < 0:
-                    pos = np.float32(0.0)
-                elif pos > nn:
-                    pos = nn
-                pos = np.float32(np.sqrt(pos))
-                i = np.int32(pos)
-                frac = pos - np.float32(i)
-                gain = slope[offset + i] * frac + base[offset + i]
+                for p in range(m):  # the tone curve's position: clamp, square root, segment, fraction
+                    pos = ((lin[0, p] * l0) + (lin[1, p] * l1)) + (lin[2, p] * l2)
+                    pos = min(max(pos, zero), nn)
+                    pos = np.float32(np.sqrt(pos))
+                    i = np.int32(pos)
+                    index[p] = offset + i
+                    frac[p] = pos - np.float32(i)
+                for p in range(m):
+                    gain[p] = slope[index[p]] * frac[p] + base[index[p]]
                 if has_halo:
-                    gain = gain * halo[k, p]
-            o0 = ((a0 * m00) + (a1 * m01)) + (a2 * m02)
-            o1 = ((a0 * m10) + (a1 * m11)) + (a2 * m12)
-            o2 = ((a0 * m20) + (a1 * m21)) + (a2 * m22)
-            if tone:
-                o0, o1, o2 = o0 * gain, o1 * gain, o2 * gain
-            if noise:
-                o0 = _noisy(o0, gains[k, 0], shot[k], read[k], eps[k, 0, p])
-                o1 = _noisy(o1, gains[k, 1], shot[k], read[k], eps[k, 1, p])
-                o2 = _noisy(o2, gains[k, 2], shot[k], read[k], eps[k, 2, p])
-            out[k, 0, p] = _encoded(o0, top, table)
-            out[k, 1, p] = _encoded(o1, top, table)
-            out[k, 2, p] = _encoded(o2, top, table)
+                    for p in range(m):
+                        gain[p] = gain[p] * halo[k, start + p]
+            for i in range(3):
+                c0, c1, c2 = mix[k, i, 0], mix[k, i, 1], mix[k, i, 2]
+                for p in range(m):
+                    value[p] = ((lin[0, p] * c0) + (lin[1, p] * c1)) + (lin[2, p] * c2)
+                if tone:
+                    for p in range(m):
+                        value[p] = value[p] * gain[p]
+                if noise:
+                    g, sh, rd = gains[k, i], shot[k], read[k]
+                    for p in range(m):
+                        value[p] = _noisy(value[p], g, sh, rd, eps[k, i, start + p])
+                _encode_block(value, index, m, top)
+                for p in range(m):
+                    out[k, i, start + p] = table[index[p]]
 
 
 @_compiled
@@ -124,12 +131,22 @@ def grey_pixels(x, out, value, first, halo, has_halo, noise, eps, gains, shot, r
     ``has_halo``, plus the sensor noise with ``noise`` (``eps`` ``(b, hw)``, ``gains``, ``shot``,
     ``read`` ``(b,)``), encoded as in :func:`colour_pixels`."""
     b, hw = x.shape
+    zero = np.float32(0.0)
+    vals = np.empty(BLOCK, np.float32)
+    index = np.empty(BLOCK, np.int32)
     for k in range(b):
         offset = (first + k) * 256
-        for p in range(hw):
-            o = value[offset + x[k, p]]
+        for start in range(0, hw, BLOCK):
+            m = min(BLOCK, hw - start)
+            for p in range(m):
+                vals[p] = value[offset + x[k, start + p]]
             if has_halo:
-                o = o * halo[k, p]
+                for p in range(m):
+                    vals[p] = vals[p] * halo[k, start + p]
             if noise:
-                o = _noisy(o, gains[k], shot[k], read[k], eps[k, p])
-            out[k, p] = _encoded(o, top, table)
+                g, sh, rd = gains[k], shot[k], read[k]
+                for p in range(m):
+                    vals[p] = _noisy(vals[p], g, sh, rd, eps[k, start + p])
+            _encode_block(vals, index, m, top)
+            for p in range(m):
+                out[k, start + p] = table[index[p]]
