@@ -56,7 +56,7 @@ if fused.AVAILABLE:
 
     @register("colour", "numba", exact=True, help="one fused numba pass per pixel (after a luminance pass "
                                                   "where the chunk needs the halo mask)")
-    def colour_numba(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws: Workspace) -> None:
+    def colour_numba(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws: Workspace) -> torch.Tensor:
         b, c, h, w = x.shape
         last = first + b
         codes, dst = x.numpy().reshape(b, c, h * w), out.numpy().reshape(b, c, h * w)
@@ -74,10 +74,11 @@ if fused.AVAILABLE:
         eps_np = eps.numpy().reshape(b, c, h * w) if eps is not None else _EMPTY_3D
         fused.colour_pixels(codes, dst, decode, matrix, lum, scale, tone, base, slope, n, first, halo, has_halo,
                             noise, eps_np, gains, shot, read, TOP, _encode_table())
+        return out
 
     @register("grey", "numba", exact=True, help="one fused numba pass per pixel (after the luminance gather "
                                                 "where the chunk needs the halo mask)")
-    def grey_numba(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws: Workspace) -> None:
+    def grey_numba(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws: Workspace) -> torch.Tensor:
         b, _, h, w = x.shape
         last = first + b
         halo, has_halo = _EMPTY_2D, False
@@ -89,6 +90,7 @@ if fused.AVAILABLE:
         fused.grey_pixels(x.numpy().reshape(b, h * w), out.numpy().reshape(b, h * w), plan.levels["value"].numpy(),
                           first, halo, has_halo, noise, eps_np, np.ascontiguousarray(gains[:, 0]) if noise else _EMPTY_1D, shot, read, TOP,
                           _encode_table())
+        return out
 
 
 def _decode_table() -> np.ndarray:

@@ -407,9 +407,9 @@ def _grey_chunk(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws: 
 
 @register("grey", "torch", exact=True, help="gathers of the per-image tables, halo gain, noise, encode: "
                                             "one torch pass per op")
-def grey_torch(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws: Workspace) -> None:
+def grey_torch(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws: Workspace) -> torch.Tensor:
     """Grey images with a halo mask or noise: each pixel's tabulated value, times the halo gain,
-    plus the noise, encoded."""
+    plus the noise, encoded into ``out`` (returned)."""
     b, _, h, w = x.shape
     last = first + b
     plane = (b, 1, h, w)
@@ -422,7 +422,7 @@ def grey_torch(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws: W
         o.mul_(_halo_gain(y, plan, first, ws))
     _finish(o, 0, plan, first, ws, None)
     _encode_channel(o, idx)
-    torch.index_select(half_step_encode_lut(x.device), 0, idx.view(-1), out=out.view(-1))
+    return torch.index_select(half_step_encode_lut(x.device), 0, idx.view(-1), out=out.view(-1)).view(out.shape)
 
 
 def grey_luminance(x: torch.Tensor, plan: Plan, first: int, ws: Workspace) -> torch.Tensor:
@@ -441,8 +441,8 @@ def _colour_chunk(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws
 
 @register("colour", "torch", exact=True, help="decode, colour mixes, tone curve, halo gain, noise, encode: "
                                               "one torch pass per op")
-def colour_torch(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws: Workspace) -> None:
-    """One chunk of colour images. Few full-size buffers (about 2 MB for one 224x224 image, a
+def colour_torch(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws: Workspace) -> torch.Tensor:
+    """One chunk of colour images into ``out`` (returned). Few full-size buffers (about 2 MB for one 224x224 image, a
     CPU core's L2 cache on the machines measured): the tone curve's scratch is the output
     channel's buffers, and each output channel is encoded as soon as it is formed."""
     b, c, h, w = x.shape
@@ -480,6 +480,7 @@ def colour_torch(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws:
         torch.index_select(table, 0, idx.view(-1), out=dst.view(-1))
         if b > 1:
             out[:, i:i + 1].copy_(codes)
+    return out
 
 
 def _noise_eps(plan: Plan, first: int, last: int, shape: tuple[int, ...], device: torch.device

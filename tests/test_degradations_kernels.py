@@ -1,6 +1,8 @@
 """The per-op kernel registry of the uint8 path (degradations/kernels.py): every registered kernel
 agrees with the torch kernel (bit for bit where marked exact, within the numerics contract
-otherwise), the CPU's picks keep the bytes batch-invariant, and the benchmark's per-op mode runs."""
+otherwise), the CPU's picks keep the bytes batch-invariant, and the benchmark's per-op mode runs.
+The fused numba kernels of the ``colour`` and ``grey`` ops give the torch kernels' bytes at every
+batch size and worker count."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from degradations import degrade_batch_uint8, load_preset
+from degradations import degrade_batch_uint8, fused, load_preset
 from degradations import kernels as K
 from degradations.kernels import CONTRACT, CPU_CHOICE, KERNELS, OPS, use_kernels
 from degradations.uint8_path import Workspace
@@ -58,7 +60,22 @@ def _op_inputs(op: str, h: int, w: int, b: int = 3, seed: int = 0) -> tuple:
         lin = torch.rand(b, 3, h, w, generator=g)
         coefs = [torch.rand(b, 1, 1, 1, generator=g) - 0.2 for _ in range(3)]
         return [lin[:, j:j + 1] for j in range(3)], coefs, torch.empty(b, 1, h, w), torch.empty(b, 1, h, w)
+    if op in ("colour", "grey"):  # a chunk with halo images, +2 EV and noise: every branch of the kernels
+        return _chunk_inputs(op, h, w, b, seed)
     raise AssertionError(op)
+
+
+def _chunk_inputs(op: str, h: int, w: int, b: int, seed: int) -> tuple:
+    from degradations.pipeline import params_to_tensors, wb_matrices
+    from degradations.uint8_path import make_plan
+
+    c = 3 if op == "colour" else 1
+    preset = load_preset("realistic")
+    x = _images(b, c, h, w, seed)
+    t = params_to_tensors(_strong_params(preset, b), CPU)
+    wb = wb_matrices(t, preset.options, t["exposure_ev"]) if c == 3 else None
+    plan = make_plan(t, preset.options, c, x, wb)
+    return x, torch.empty(x.shape, dtype=torch.uint8), plan, 0, Workspace(CPU)
 
 
 def test_every_op_has_a_torch_kernel_and_a_valid_cpu_pick():
@@ -66,7 +83,8 @@ def test_every_op_has_a_torch_kernel_and_a_valid_cpu_pick():
     for op in OPS:
         assert "torch" in KERNELS[op] and KERNELS[op].get("torch").exact
         assert CPU_CHOICE[op] in KERNELS[op]
-    assert set(K.cpu_kernels()) == set(OPS) | {"opencv_version"}
+    assert set(K.cpu_kernels()) == set(OPS) | {"opencv_version", "numba_version"}
+    assert K.cpu_kernels()["numba_version"] == fused.VERSION
 
 
 @pytest.mark.parametrize("size", [(48, 48), (40, 36), (37, 53), (100, 100), (12, 12)])
@@ -176,3 +194,48 @@ def test_cpu_model_is_read_from_proc_cpuinfo():
     if Path("/proc/cpuinfo").is_file() and "model name" in Path("/proc/cpuinfo").read_text():
         assert model in Path("/proc/cpuinfo").read_text()
     assert np.isfinite(len(bench_degradations.machine_line()))
+
+
+def test_the_fused_kernels_are_the_cpu_pick_exactly_where_numba_is_installed():
+    for op in ("colour", "grey"):
+        assert CPU_CHOICE[op] == ("numba" if fused.AVAILABLE else "torch")
+        assert ("numba" in KERNELS[op]) == fused.AVAILABLE
+        if fused.AVAILABLE:
+            assert KERNELS[op].get("numba").exact
+
+
+def _cases() -> list[tuple[str, int, int, int]]:
+    """(preset, channels, height, width): both presets, colour and grey, sides not multiples of 4."""
+    return [(preset, c, h, w) for preset in ("paper", "realistic") for c, h, w in ((3, 37, 53), (1, 41, 30))]
+
+
+@pytest.mark.skipif(not fused.AVAILABLE, reason="numba is not installed")
+@pytest.mark.parametrize("preset,c,h,w", _cases())
+def test_fused_kernels_give_the_torch_kernels_bytes_at_any_batch_size_and_worker_count(preset, c, h, w):
+    """Halo images and +2 EV among 64 images; batches of 1, 7 and 64; one and two threads (the
+    caller and a worker); a rerun gives the same bytes."""
+    p = load_preset(preset)
+    x = _images(64, c, h, w, seed=3 * h + c)
+    params = _strong_params(p, 64)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        with use_kernels(colour="torch", grey="torch"):
+            reference = degrade_batch_uint8(x, params, preset=p)
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            for batch in (1, 7, 64):
+                got = torch.cat([degrade_batch_uint8(x[s:s + batch], params[s:s + batch], preset=p)
+                                 for s in range(0, 64, batch)])
+                assert torch.equal(got, reference), (threads, batch)
+        assert torch.equal(degrade_batch_uint8(x, params, preset=p), reference)
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.skipif(not fused.AVAILABLE, reason="numba is not installed")
+def test_fused_kernels_are_compiled_without_fused_multiply_adds():
+    """No ``fastmath``: a fused multiply-add rounds once where the torch kernels round twice."""
+    for fn in (fused.colour_pixels, fused.grey_pixels, fused.colour_luminance):
+        assert not fn.targetoptions.get("fastmath"), fn.__name__
+        assert fn.targetoptions.get("nogil"), fn.__name__
