@@ -131,7 +131,6 @@ def grey_pixels(x, out, value, first, halo, has_halo, noise, eps, gains, shot, r
     ``has_halo``, plus the sensor noise with ``noise`` (``eps`` ``(b, hw)``, ``gains``, ``shot``,
     ``read`` ``(b,)``), encoded as in :func:`colour_pixels`."""
     b, hw = x.shape
-    zero = np.float32(0.0)
     vals = np.empty(BLOCK, np.float32)
     index = np.empty(BLOCK, np.int32)
     for k in range(b):

@@ -525,4 +525,4 @@ def half_step_encode_lut(device: torch.device) -> torch.Tensor:
 
 
 # the numba kernels of the ``colour`` and ``grey`` ops register themselves (they need this module's names)
-from degradations import uint8_fused  # noqa: E402, F401
+from degradations import uint8_fused  # noqa: F401
