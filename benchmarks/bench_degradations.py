@@ -20,9 +20,12 @@ the two agree (noise off) and prints the largest difference in code values.
     python benchmarks/bench_degradations.py --per-op [--quick] [--sizes ...]
 
 ``--per-op`` times each op of the uint8 path with every kernel registered for it
-(:mod:`degradations.kernels`: ``torch`` and ``opencv``), one torch and one OpenCV thread, on the
-chunks the path uses (ms per image, best of the repetitions, kernels interleaved), and marks the one
-the CPU runs (:data:`degradations.kernels.CPU_CHOICE`) and how it compares with the other.
+(:mod:`degradations.kernels`: ``torch`` and ``opencv`` or ``numba``), one torch and one OpenCV
+thread, on the chunks the path uses (ms per image, best of the repetitions, kernels interleaved,
+after a warm-up call that also compiles the numba kernels), and marks the one the CPU runs
+(:data:`degradations.kernels.CPU_CHOICE`) and how it compares with the other. The ``colour`` and
+``grey`` ops are whole chunks from codes to codes (their torch kernels run the ops above through the
+CPU's picks).
 
 The machine (CPU model from /proc/cpuinfo, cores, torch/OpenCV/NumPy versions) is printed first.
 
@@ -176,8 +179,11 @@ def cpu_model() -> str:
 
 
 def machine_line() -> str:
+    from degradations import fused
+
     return (f"machine: {cpu_model()}, {os.cpu_count()} cores; torch {torch.__version__}, "
-            f"opencv {cv2.__version__}, numpy {np.__version__}, python {platform.python_version()}")
+            f"opencv {cv2.__version__}, numpy {np.__version__}, numba {fused.VERSION or 'not installed'}, "
+            f"python {platform.python_version()}")
 
 
 # ----------------------------------------------------------------------------- per-op mode
@@ -217,7 +223,30 @@ def _op_cases(size: int, channels: int, b: int) -> dict[str, tuple]:
     if channels == 3:
         cases["mix"] = (([lin[:, j:j + 1] for j in range(3)], coefs, dst, tmp),
                         "white balance x exposure: one channel of the 3x3 mix")
+        cases["colour"] = (_chunk_args(codes, halo=False),
+                           "colour chunk, codes to codes (decode, mixes, tone curve, encode; paper, no halo)")
+    else:
+        cases["grey"] = (_chunk_args(grey, halo=True),
+                         "grey chunk with halo mask (tables, halo gain incl. its kernels, encode; paper)")
     return cases
+
+
+def _chunk_args(codes: torch.Tensor, *, halo: bool) -> tuple:
+    """The ``colour``/``grey`` kernels' arguments for a chunk of ``paper`` images: sliders within
+    +-50 (no halo mask: most chunks) or all beyond (``halo``: the grey kernel's chunks)."""
+    from degradations.pipeline import params_to_tensors, wb_matrices
+    from degradations.uint8_path import Workspace, make_plan
+
+    preset = load_preset("paper")
+    params = [preset.sample(0, f"img{i}.png") for i in range(codes.shape[0])]
+    for p in params:
+        for key in ("highlights", "shadows"):
+            p[key] = (-60.0 - abs(p[key]) / 2) if halo else max(-50.0, min(50.0, p[key]))
+    t = params_to_tensors(params)
+    c = codes.shape[1]
+    wb = wb_matrices(t, preset.options, t["exposure_ev"]) if c == 3 else None
+    plan = make_plan(t, preset.options, c, codes, wb)
+    return codes, torch.empty(codes.shape, dtype=torch.uint8), plan, 0, Workspace(torch.device("cpu"))
 
 
 def per_op(sizes: set[int], quick: bool) -> None:
@@ -228,7 +257,7 @@ def per_op(sizes: set[int], quick: bool) -> None:
     reps = 5 if quick else 15
     print(f"per-op kernels, ms per image (best of {reps}, kernels interleaved; one torch thread, one "
           f"OpenCV thread); chunk = the path's chunk of {CPU_CHUNK_ELEMENTS} values")
-    print(f"{'size':>8} {'op':>10} {'images':>6} {'torch ms':>9} {'opencv ms':>9} {'CPU runs':>8} "
+    print(f"{'size':>8} {'op':>10} {'images':>6} {'torch ms':>9} {'other ms':>9} {'other':>6} {'CPU runs':>8} "
           f"{'other/chosen':>12}  what")
     worst = 0.0
     for size, channels in [(48, 1), (100, 3), (224, 3)]:
@@ -246,16 +275,10 @@ def per_op(sizes: set[int], quick: bool) -> None:
             others = [v for name, v in best.items() if name != chosen]
             ratio = min(others) / best[chosen] if others else float("nan")
             worst = min(worst or ratio, ratio)
+            alt = next((name for name in names if name != "torch"), "-")
             label = f"{size}x{size}{'g' if channels == 1 else ''}"
             print(f"{label:>8} {op:>10} {b:>6} {best.get('torch', float('nan')):>9.4f} "
-                  f"{best.get('opencv', float('nan')):>9.4f} {chosen:>8} {ratio:>12.2f}  {what}")
-        label = f"{size}x{size}{'g' if channels == 1 else ''}"
-        for op, what in (("tone", ("tone curve of luminance: per-image interpolated table (torch only: "
-                                  "no OpenCV primitive gives the same values)")),
-                         ("encode", ("sRGB encode, 131,071-entry uint8 table (torch only: cv2.LUT takes 8-bit "
-                                    "indices)"))):
-            if channels == 3 or op == "encode":
-                print(f"{label:>8} {op:>10} {'':>6} {'':>9} {'-':>9} {'torch':>8} {'':>12}  {what}")
+                  f"{best.get(alt, float('nan')):>9.4f} {alt:>6} {chosen:>8} {ratio:>12.2f}  {what}")
     print(f"other/chosen: the other kernel's time over the chosen one's (> 1: the choice is faster); "
           f"lowest {worst:.2f} (goal >= 0.9)")
 
