@@ -228,7 +228,26 @@ def _op_cases(size: int, channels: int, b: int) -> dict[str, tuple]:
     else:
         cases["grey"] = (_chunk_args(grey, halo=True),
                          "grey chunk with halo mask (tables, halo gain incl. its kernels, encode; paper)")
+    cases["curves"] = (_curves_args(CALL_BATCH[size]),
+                       f"tone + halo gain curves of a call's {CALL_BATCH[size]} images (per image of the call)")
     return cases
+
+
+# images per degrade_batch_uint8 call of the benchmark, per size
+CALL_BATCH = {48: 128, 100: 64, 224: 16}
+
+
+def _curves_args(b: int) -> tuple:
+    """The ``curves`` kernels' arguments for a call of ``b`` ``paper`` images with the halo mask."""
+    from degradations.tone import lightness_knots, sqrt_lightness_knots
+    from degradations.uint8_path import Workspace
+
+    cpu = torch.device("cpu")
+    g = torch.Generator().manual_seed(b)
+    sliders = (torch.rand(2, 2, b, generator=g, dtype=torch.float64) * 200 - 100) * 0.015
+    scale = torch.stack([torch.full((b,), 131070.0, dtype=torch.float64), torch.ones(b, dtype=torch.float64)])
+    return (sliders[0], sliders[1], torch.stack([sqrt_lightness_knots(cpu), lightness_knots(cpu)]), scale,
+            Workspace(cpu), ("tone", "halo"))
 
 
 def _chunk_args(codes: torch.Tensor, *, halo: bool) -> tuple:
@@ -270,14 +289,15 @@ def per_op(sizes: set[int], quick: bool) -> None:
             names = K.KERNELS[op].names()
             fns = [functools.partial(K.KERNELS[op].get(name).fn, *args) for name in names]
             times = interleaved_times(fns, reps)
-            best = {name: min(t[i] for t in times) / b * 1e3 for i, name in enumerate(names)}
+            images = CALL_BATCH[size] if op == "curves" else b
+            best = {name: min(t[i] for t in times) / images * 1e3 for i, name in enumerate(names)}
             chosen = K.CPU_CHOICE[op]
             others = [v for name, v in best.items() if name != chosen]
             ratio = min(others) / best[chosen] if others else float("nan")
             worst = min(worst or ratio, ratio)
             alt = next((name for name in names if name != "torch"), "-")
             label = f"{size}x{size}{'g' if channels == 1 else ''}"
-            print(f"{label:>8} {op:>10} {b:>6} {best.get('torch', float('nan')):>9.4f} "
+            print(f"{label:>8} {op:>10} {images:>6} {best.get('torch', float('nan')):>9.4f} "
                   f"{best.get(alt, float('nan')):>9.4f} {alt:>6} {chosen:>8} {ratio:>12.2f}  {what}")
     print(f"other/chosen: the other kernel's time over the chosen one's (> 1: the choice is faster); "
           f"lowest {worst:.2f} (goal >= 0.9)")
@@ -319,7 +339,8 @@ def main() -> None:
           f"reference: OpenCV 1 thread")
     if args.batch < 0:
         ap.error(f"--batch must be positive (or 0 for the defaults), got {args.batch}")
-    cases = [case for case in [(48, 1, 256, 128), (100, 3, 256, 64), (224, 3, 64, 16)] if case[0] in sizes]
+    cases = [case for case in [(48, 1, 256, CALL_BATCH[48]), (100, 3, 256, CALL_BATCH[100]),
+                               (224, 3, 64, CALL_BATCH[224])] if case[0] in sizes]
     if not cases:
         ap.error(f"--sizes: none of {args.sizes!r} is one of 48, 100, 224")
     cases = [(size, ch, n, args.batch or batch) for size, ch, n, batch in cases]

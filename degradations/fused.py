@@ -149,3 +149,43 @@ def grey_pixels(x, out, value, first, halo, has_halo, noise, eps, gains, shot, r
             _encode_block(vals, index, m, top)
             for p in range(m):
                 out[k, start + p] = table[index[p]]
+
+
+@_compiled
+def gain_curves(s, h, knots, scale, taylor, ln2, pow2, base, slope):
+    """Gain curves as ``uint8_path.curves_torch``: row ``q`` of ``s``, ``h``, ``scale`` ``(S, B)``
+    and ``knots`` ``(S, n + 1)`` (float64) -> ``base[q]``, ``slope[q]`` ``(B, n + 1)`` float32, the
+    value ``scale * 2**(s (1 - L)^2 + h L^2)`` by :func:`degradations.numerics.exp2_deterministic`'s
+    operations (``taylor``: its Horner coefficients, ``pow2``: 2**-60 .. 2**60), each float64 op in the
+    same order, then rounded to float32 (the end entry: slope 0, base the last segment's end)."""
+    sets, b = s.shape
+    n1 = knots.shape[1]
+    n = n1 - 1
+    samples = np.empty(n1, np.float32)
+    dark2 = np.empty(n1, np.float64)
+    light2 = np.empty(n1, np.float64)
+    poly = np.empty(n1, np.float64)
+    index = np.empty(n1, np.int32)
+    c0, c1, c2, c3, c4, c5, c6, c7, c8 = (taylor[0], taylor[1], taylor[2], taylor[3], taylor[4], taylor[5],
+                                          taylor[6], taylor[7], taylor[8])
+    for q in range(sets):
+        for i in range(n1):
+            dark = 1.0 - knots[q, i]
+            dark2[i] = dark * dark
+            light2[i] = knots[q, i] * knots[q, i]
+        for k in range(b):
+            sk, hk, factor = s[q, k], h[q, k], scale[q, k]
+            for i in range(n1):  # no look-ups: vectorised
+                x = min(max(sk * dark2[i] + hk * light2[i], -60.0), 60.0)
+                m = np.floor(x + 0.5)
+                t = (x - m) * ln2
+                poly[i] = ((((((((c8 * t + c7) * t + c6) * t + c5) * t + c4) * t + c3) * t + c2) * t + c1) * t
+                           + c0)
+                index[i] = np.int32(m + 60.0)
+            for i in range(n1):
+                samples[i] = np.float32((poly[i] * pow2[index[i]]) * factor)
+            for i in range(n):
+                base[q, k, i] = samples[i]
+                slope[q, k, i] = samples[i + 1] - samples[i]
+            slope[q, k, n] = np.float32(0.0)
+            base[q, k, n] = slope[q, k, n - 1] + base[q, k, n - 1]

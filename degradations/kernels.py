@@ -31,7 +31,8 @@ Ops (all on contiguous tensors; ``b`` images of a chunk):
 * ``colour``: a chunk of colour images from codes to codes (decode, mixes, tone curve, halo gain,
   noise, encode; the torch kernel runs the ops above through their own picks), and ``grey``: a
   chunk of grey images that need the halo mask or noise (per-image table, halo gain, noise,
-  encode). Their ``numba`` kernels (:mod:`degradations.fused`, registered by
+  encode); ``curves``: a call's per-image tone and halo gain curves (float64 ``exp2`` polynomial at
+  257 knots, then float32 segments; once per call, before the pixels). Their ``numba`` kernels (:mod:`degradations.fused`, registered by
   :mod:`degradations.uint8_fused` where numba is installed) make one pass per pixel instead of one
   per op, with the same float32 operations (exact). Both register where their inputs are defined
   (:mod:`degradations.uint8_path`).
@@ -75,7 +76,7 @@ class Kernel:
     exact: bool  # the torch kernel's bits
 
 
-OPS = ("decode", "levels", "downsample", "blur", "upsample", "mix", "colour", "grey")
+OPS = ("decode", "levels", "downsample", "blur", "upsample", "mix", "colour", "grey", "curves")
 KERNELS: dict[str, Registry[Kernel]] = {op: Registry(f"{op} kernel") for op in OPS}
 
 
@@ -100,6 +101,7 @@ CPU_CHOICE: dict[str, str] = {
     "mix": "torch",
     "colour": FUSED,
     "grey": FUSED,
+    "curves": FUSED,
 }
 
 

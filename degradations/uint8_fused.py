@@ -16,9 +16,11 @@ import torch
 
 from degradations import fused
 from degradations.kernels import register
+from degradations.numerics import _EXP_TAYLOR, LN2
 from degradations.uint8_path import (
     ENCODE_SCALE,
     F32,
+    Curves,
     Plan,
     Workspace,
     _halo_gain,
@@ -29,6 +31,8 @@ from degradations.uint8_path import (
 )
 
 TOP = np.float32(ENCODE_SCALE)
+TAYLOR = np.array(_EXP_TAYLOR, np.float64)
+assert len(TAYLOR) == 9, "fused.gain_curves unrolls a degree-8 polynomial"
 _EMPTY_2D = np.zeros((0, 0), np.float32)
 _EMPTY_3D = np.zeros((0, 0, 0), np.float32)
 _EMPTY_1D = np.zeros(0, np.float32)
@@ -91,6 +95,32 @@ if fused.AVAILABLE:
                           first, halo, has_halo, noise, eps_np, np.ascontiguousarray(gains[:, 0]) if noise else _EMPTY_1D, shot, read, TOP,
                           _encode_table())
         return out
+
+
+    @register("curves", "numba", exact=True, help="one numba pass per curve (float64 exp2 polynomial, float32 "
+                                                  "segments)")
+    def curves_numba(s: torch.Tensor, h: torch.Tensor, knots: torch.Tensor, scale: torch.Tensor, ws: Workspace,
+                     tags: tuple[str, ...]) -> list[Curves]:
+        b, n1 = s.shape[1], knots.shape[1]
+        s, h, knots, scale = _f64(s), _f64(h), _f64(knots), _f64(scale)
+        curves = []
+        for q, tag in enumerate(tags):  # each set in its tag's buffers, as the torch kernel's
+            base = ws(f"{tag}.base_knots", (1, b, n1), F32)
+            slope = ws(f"{tag}.slope_knots", (1, b, n1), F32)
+            fused.gain_curves(s[q:q + 1], h[q:q + 1], knots[q:q + 1], scale[q:q + 1], TAYLOR, LN2, _pow2(),
+                              base.numpy(), slope.numpy())
+            curves.append(Curves(base.view(-1), slope.view(-1), n1 - 1))
+        return curves
+
+
+def _f64(t: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(t.numpy(), dtype=np.float64)
+
+
+def _pow2() -> np.ndarray:
+    from degradations.numerics import _powers_of_two
+
+    return _powers_of_two(torch.device("cpu"), torch.float64).numpy()
 
 
 def _decode_table() -> np.ndarray:

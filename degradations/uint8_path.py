@@ -236,16 +236,14 @@ def _make_plan(t: Mapping[str, Any], options: Any, channels: int, like: torch.Te
             h1, s1, h2, s2 = hl, sh, torch.zeros_like(hl), torch.zeros_like(sh)
         tone_scale = torch.where(has_tone_t, torch.full_like(ev, ENCODE_SCALE), torch.ones_like(ev))
         has_local = needs_halo(t, options).tolist()
-        b = len(has_tone)
-        if any(has_local):  # both tables in one pass of the exp2 polynomial
+        curves = pick("curves", like.device)
+        if any(has_local):  # both tables in one pass
             knots = torch.stack([sqrt_lightness_knots(like.device), lightness_knots(like.device)])
-            both = gain_table(torch.stack([s1, s2]).mul_(k).view(2, b, 1), torch.stack([h1, h2]).mul_(k).view(2, b, 1),
-                              knots.view(2, 1, -1), ws)
-            local = Curves.from_samples(both[1], ws, "plan.halo")
-            table = both[0]
+            tone, local = curves(torch.stack([s1, s2]).mul_(k), torch.stack([h1, h2]).mul_(k), knots,
+                                 torch.stack([tone_scale, torch.ones_like(ev)]), ws, ("plan.tone", "plan.halo"))
         else:
-            table = gain_table(s1 * k, h1 * k, sqrt_lightness_knots(like.device), ws)
-        tone = Curves.from_samples(table.mul_(tone_scale[:, None]), ws, "plan.tone")
+            (tone,) = curves((s1 * k).view(1, -1), (h1 * k).view(1, -1), sqrt_lightness_knots(like.device).view(1, -1),
+                             tone_scale.view(1, -1), ws, ("plan.tone",))
     shot, read = t["noise_shot"].to(F64), t["noise_read"].to(F64)
     has_noise_t = (shot > 0) | (read > 0)
     noise = None
@@ -259,6 +257,20 @@ def _make_plan(t: Mapping[str, Any], options: Any, channels: int, like: torch.Te
     if channels == 1:
         plan = _with_grey_levels(plan, ws)
     return plan
+
+
+@register("curves", "torch", exact=True, help="float64 gain tables by torch ops (exp2 polynomial), then "
+                                              "float32 curves")
+def curves_torch(s: torch.Tensor, h: torch.Tensor, knots: torch.Tensor, scale: torch.Tensor, ws: Workspace,
+                 tags: tuple[str, ...]) -> list[Curves]:
+    """Set ``q``'s per-image gain curves ``scale * 2**(s (1 - L)^2 + h L^2)`` sampled at lightness
+    ``knots[q]``, as :class:`Curves` in ``ws``'s ``{tags[q]}.*`` buffers: ``s``, ``h``, ``scale``
+    ``(S, B)`` and ``knots`` ``(S, n + 1)``, float64 (:func:`~degradations.tone.gain_table`; the
+    product by ``scale`` rounds once, in float64, before the curves' float32)."""
+    sets, b = s.shape
+    table = gain_table(s.view(sets, b, 1), h.view(sets, b, 1), knots.view(sets, 1, -1), ws)
+    table.mul_(scale.view(sets, b, 1))
+    return [Curves.from_samples(table[q], ws, tag) for q, tag in enumerate(tags)]
 
 
 def needs_halo(t: Mapping[str, Any], options: Any) -> torch.Tensor:

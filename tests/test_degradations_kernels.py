@@ -62,7 +62,22 @@ def _op_inputs(op: str, h: int, w: int, b: int = 3, seed: int = 0) -> tuple:
         return [lin[:, j:j + 1] for j in range(3)], coefs, torch.empty(b, 1, h, w), torch.empty(b, 1, h, w)
     if op in ("colour", "grey"):  # a chunk with halo images, +2 EV and noise: every branch of the kernels
         return _chunk_inputs(op, h, w, b, seed)
+    if op == "curves":  # tone and halo curves of b images (one without sliders), one with the encoder scale
+        from degradations.tone import lightness_knots, sqrt_lightness_knots
+
+        sliders = (torch.rand(2, 2, b, generator=g, dtype=torch.float64) * 200 - 100) * 0.015
+        sliders[:, 0, 0] = 0.0
+        scale = torch.stack([torch.full((b,), 131070.0, dtype=torch.float64), torch.ones(b, dtype=torch.float64)])
+        return (sliders[0], sliders[1], torch.stack([sqrt_lightness_knots(CPU), lightness_knots(CPU)]), scale, ws,
+                ("tone", "halo"))
     raise AssertionError(op)
+
+
+def _values(result) -> torch.Tensor:
+    """A kernel's result as one tensor (the ``curves`` kernels return :class:`Curves`)."""
+    if isinstance(result, list):
+        return torch.cat([torch.cat([c.base, c.slope]) for c in result])
+    return result
 
 
 def _chunk_inputs(op: str, h: int, w: int, b: int, seed: int) -> tuple:
@@ -92,9 +107,9 @@ def test_every_op_has_a_torch_kernel_and_a_valid_cpu_pick():
 def test_every_kernel_matches_the_torch_kernel(op, size):
     """Exact kernels give the torch kernel's bits; the others its values to float32 rounding."""
     h, w = size
-    want = KERNELS[op].get("torch").fn(*_op_inputs(op, h, w)).clone()
+    want = _values(KERNELS[op].get("torch").fn(*_op_inputs(op, h, w))).clone()
     for entry in KERNELS[op]:
-        got = entry.obj.fn(*_op_inputs(op, h, w))
+        got = _values(entry.obj.fn(*_op_inputs(op, h, w)))
         assert got.shape == want.shape and got.dtype == want.dtype, (op, entry.name)
         if entry.obj.exact:
             assert torch.equal(got, want), (op, entry.name)
@@ -197,7 +212,7 @@ def test_cpu_model_is_read_from_proc_cpuinfo():
 
 
 def test_the_fused_kernels_are_the_cpu_pick_exactly_where_numba_is_installed():
-    for op in ("colour", "grey"):
+    for op in ("colour", "grey", "curves"):
         assert CPU_CHOICE[op] == ("numba" if fused.AVAILABLE else "torch")
         assert ("numba" in KERNELS[op]) == fused.AVAILABLE
         if fused.AVAILABLE:
@@ -220,7 +235,7 @@ def test_fused_kernels_give_the_torch_kernels_bytes_at_any_batch_size_and_worker
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        with use_kernels(colour="torch", grey="torch"):
+        with use_kernels(colour="torch", grey="torch", curves="torch"):
             reference = degrade_batch_uint8(x, params, preset=p)
         for threads in (1, 2):
             torch.set_num_threads(threads)
@@ -236,6 +251,6 @@ def test_fused_kernels_give_the_torch_kernels_bytes_at_any_batch_size_and_worker
 @pytest.mark.skipif(not fused.AVAILABLE, reason="numba is not installed")
 def test_fused_kernels_are_compiled_without_fused_multiply_adds():
     """No ``fastmath``: a fused multiply-add rounds once where the torch kernels round twice."""
-    for fn in (fused.colour_pixels, fused.grey_pixels, fused.colour_luminance):
+    for fn in (fused.colour_pixels, fused.grey_pixels, fused.colour_luminance, fused.gain_curves):
         assert not fn.targetoptions.get("fastmath"), fn.__name__
         assert fn.targetoptions.get("nogil"), fn.__name__
