@@ -12,8 +12,11 @@ curves, Poisson-Gaussian noise, encode table), in an order that makes few passes
 * images that need the halo mask come first (:func:`halo_first_order`), so chunks without them
   skip it;
 * each op with more than one implementation runs the kernel :mod:`degradations.kernels` picks
-  (OpenCV where it is faster on the CPU, torch elsewhere): the decode table, the grey tables, the
-  halo mask's block mean, blur and upsampling, the colour mix;
+  (OpenCV or numba where it is faster on the CPU, torch elsewhere): the decode table, the grey
+  tables, the halo mask's block mean, blur and upsampling, the colour mix, the per-image gain
+  curves, and a whole chunk's pixels (``colour``; ``grey`` for grey chunks with a halo mask or
+  noise): on the CPU the fused numba kernels of :mod:`degradations.uint8_fused` do in one pass per
+  pixel what the torch kernels below do in one pass per op, with the same bits;
 * colour: luminance comes straight from the decoded input through the row ``BT.709 . M`` of each
   image's matrix, so the tone gain is known before the output channels are formed;
 * grey: everything before the halo mask is a function of the pixel's code alone, so it is a
