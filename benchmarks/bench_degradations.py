@@ -295,11 +295,12 @@ def per_op(sizes: set[int], quick: bool) -> None:
             others = [v for name, v in best.items() if name != chosen]
             ratio = min(others) / best[chosen] if others else float("nan")
             worst = min(worst or ratio, ratio)
-            alt = next((name for name in names if name != "torch"), "-")
+            alt = chosen if chosen != "torch" else next((name for name in names if name != "torch"), "-")
+            rest = "".join(f" ({name} {best[name]:.4f} ms)" for name in names if name not in ("torch", alt))
             label = f"{size}x{size}{'g' if channels == 1 else ''}"
             print(f"{label:>8} {op:>10} {images:>6} {best.get('torch', float('nan')):>9.4f} "
-                  f"{best.get(alt, float('nan')):>9.4f} {alt:>6} {chosen:>8} {ratio:>12.2f}  {what}")
-    print(f"other/chosen: the other kernel's time over the chosen one's (> 1: the choice is faster); "
+                  f"{best.get(alt, float('nan')):>9.4f} {alt:>6} {chosen:>8} {ratio:>12.2f}  {what}{rest}")
+    print(f"other/chosen: the fastest other kernel's time over the chosen one's (> 1: the choice is faster); "
           f"lowest {worst:.2f} (goal >= 0.9)")
 
 

@@ -189,3 +189,14 @@ def gain_curves(s, h, knots, scale, taylor, ln2, pow2, base, slope):
                 slope[q, k, i] = samples[i + 1] - samples[i]
             slope[q, k, n] = np.float32(0.0)
             base[q, k, n] = slope[q, k, n - 1] + base[q, k, n - 1]
+
+
+@_compiled
+def table_per_image(x, out, tables, first):
+    """``out[k, p] = tables[(first + k) * 256 + x[k, p]]``: ``x`` ``(b, hw)`` uint8 through image
+    ``first + k``'s 256-entry uint8 table (``tables`` flat)."""
+    b, hw = x.shape
+    for k in range(b):
+        offset = (first + k) * 256
+        for p in range(hw):
+            out[k, p] = tables[offset + x[k, p]]

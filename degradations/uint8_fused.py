@@ -1,5 +1,5 @@
-"""The ``numba`` kernels of the uint8 path's ``colour`` and ``grey`` ops (registered only where numba
-is installed): a chunk's plan constants as NumPy views, then one fused pass per pixel
+"""The ``numba`` kernels of the uint8 path's ``colour``, ``grey``, ``curves`` and ``levels`` ops
+(registered only where numba is installed): a chunk's plan constants as NumPy views, then one fused pass per pixel
 (:mod:`degradations.fused`). The halo mask (block mean, blur, upsampling at 1/4 resolution) still
 runs its own kernels (:mod:`degradations.kernels`) between a luminance pass and the fused pass.
 
@@ -96,6 +96,14 @@ if fused.AVAILABLE:
                           _encode_table())
         return out
 
+
+    @register("levels", "numba", exact=True, help="one numba pass over the chunk (uint8 -> uint8 table per image)")
+    def levels_numba(codes: torch.Tensor, out: torch.Tensor, tables: torch.Tensor, first: int, ws: Workspace
+                     ) -> torch.Tensor:
+        b = codes.shape[0]
+        fused.table_per_image(codes.contiguous().numpy().reshape(b, -1), out.numpy().reshape(b, -1), tables.numpy(),
+                              first)
+        return out
 
     @register("curves", "numba", exact=True, help="one numba pass per curve (float64 exp2 polynomial, float32 "
                                                   "segments)")

@@ -212,8 +212,9 @@ def test_cpu_model_is_read_from_proc_cpuinfo():
 
 
 def test_the_fused_kernels_are_the_cpu_pick_exactly_where_numba_is_installed():
-    for op in ("colour", "grey", "curves"):
-        assert CPU_CHOICE[op] == ("numba" if fused.AVAILABLE else "torch")
+    fallback = {"colour": "torch", "grey": "torch", "curves": "torch", "levels": "opencv"}
+    for op, other in fallback.items():
+        assert CPU_CHOICE[op] == ("numba" if fused.AVAILABLE else other)
         assert ("numba" in KERNELS[op]) == fused.AVAILABLE
         if fused.AVAILABLE:
             assert KERNELS[op].get("numba").exact
@@ -251,6 +252,7 @@ def test_fused_kernels_give_the_torch_kernels_bytes_at_any_batch_size_and_worker
 @pytest.mark.skipif(not fused.AVAILABLE, reason="numba is not installed")
 def test_fused_kernels_are_compiled_without_fused_multiply_adds():
     """No ``fastmath``: a fused multiply-add rounds once where the torch kernels round twice."""
-    for fn in (fused.colour_pixels, fused.grey_pixels, fused.colour_luminance, fused.gain_curves):
+    for fn in (fused.colour_pixels, fused.grey_pixels, fused.colour_luminance, fused.gain_curves,
+               fused.table_per_image):
         assert not fn.targetoptions.get("fastmath"), fn.__name__
         assert fn.targetoptions.get("nogil"), fn.__name__
