@@ -256,3 +256,39 @@ def test_fused_kernels_are_compiled_without_fused_multiply_adds():
                fused.table_per_image):
         assert not fn.targetoptions.get("fastmath"), fn.__name__
         assert fn.targetoptions.get("nogil"), fn.__name__
+
+
+_WITHOUT_NUMBA = """
+import hashlib, sys
+sys.modules["numba"] = None  # import numba now raises ImportError
+import torch
+from degradations import degrade_batch_uint8, load_preset
+from degradations.kernels import CPU_CHOICE, cpu_kernels
+assert cpu_kernels()["numba_version"] is None, cpu_kernels()
+print(CPU_CHOICE["colour"], CPU_CHOICE["grey"], CPU_CHOICE["curves"], CPU_CHOICE["levels"])
+g = torch.Generator().manual_seed(0)
+for c in (3, 1):
+    x = (torch.rand(6, c, 30, 26, generator=g) * 255).to(torch.uint8)
+    p = load_preset("paper")
+    params = [p.sample(0, f"i{i}") for i in range(6)]
+    params[0]["highlights"] = -90.0
+    print(hashlib.sha256(degrade_batch_uint8(x, params, preset=p).numpy().tobytes()).hexdigest())
+"""
+
+
+def test_without_numba_the_cpu_runs_the_other_kernels_with_the_same_bytes():
+    import hashlib
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    res = subprocess.run([sys.executable, "-c", _WITHOUT_NUMBA], capture_output=True, text=True, env=env,
+                         timeout=300, check=False)
+    assert res.returncode == 0, res.stderr[-2000:]
+    lines = res.stdout.split()
+    assert lines[:4] == ["torch", "torch", "torch", "opencv"]
+    g = torch.Generator().manual_seed(0)
+    for c, digest in zip((3, 1), lines[4:]):
+        x = (torch.rand(6, c, 30, 26, generator=g) * 255).to(torch.uint8)
+        p = load_preset("paper")
+        params = [p.sample(0, f"i{i}") for i in range(6)]
+        params[0]["highlights"] = -90.0
+        assert hashlib.sha256(degrade_batch_uint8(x, params, preset=p).numpy().tobytes()).hexdigest() == digest
