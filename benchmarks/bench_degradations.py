@@ -228,6 +228,10 @@ def _op_cases(size: int, channels: int, b: int) -> dict[str, tuple]:
     else:
         cases["grey"] = (_chunk_args(grey, halo=True),
                          "grey chunk with halo mask (tables, halo gain incl. its kernels, encode; paper)")
+    halo_plan = _chunk_args(codes if channels == 3 else grey, halo=True)[2]
+    scale = 65536.0 if channels == 3 else 1.0  # the colour chunks' luminance is in 256**2 units
+    cases["halo"] = ((lum * scale, halo_plan, 0, ws, scale),
+                     "halo gain of a chunk's luminance (the mask kernels above included)")
     cases["curves"] = (_curves_args(CALL_BATCH[size]),
                        f"tone + halo gain curves of a call's {CALL_BATCH[size]} images (per image of the call)")
     return cases

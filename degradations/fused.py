@@ -200,3 +200,38 @@ def table_per_image(x, out, tables, first):
         offset = (first + k) * 256
         for p in range(hw):
             out[k, p] = tables[offset + x[k, p]]
+
+
+@_compiled
+def halo_lightness(small, inv_scale, base, slope, out):
+    """``out`` = the lightness table (``base``/``slope``, 4096 segments on [0, 1]) at ``small *
+    inv_scale`` (a power of two), as ``numerics.InterpTable`` evaluates it: clamp, times 4096,
+    floor (at most 4095), fraction, ``slope * frac + base``. ``small``, ``out`` ``(b, m)`` float32."""
+    b, m = small.shape
+    n = np.float32(4096.0)
+    top = np.float32(4095.0)
+    zero, one = np.float32(0.0), np.float32(1.0)
+    for k in range(b):
+        for p in range(m):
+            pos = min(max(small[k, p] * inv_scale, zero), one) * n
+            seg = min(np.float32(np.floor(pos)), top)
+            frac = pos - seg
+            i = np.int32(seg)
+            out[k, p] = slope[i] * frac + base[i]
+
+
+@_compiled
+def curve_at(x, base, slope, n, first, out):
+    """``out[k, p]`` = image ``first + k``'s curve (``base``/``slope``, ``n`` segments per image and
+    an end entry, flat) at ``x[k, p]`` clamped to [0, 1], as ``uint8_path.Curves.evaluate``.
+    ``x``, ``out`` ``(b, m)`` float32."""
+    b, m = x.shape
+    nf = np.float32(n)
+    zero, one = np.float32(0.0), np.float32(1.0)
+    for k in range(b):
+        offset = (first + k) * (n + 1)
+        for p in range(m):
+            pos = min(max(x[k, p], zero), one) * nf
+            i = np.int32(pos)
+            frac = pos - np.float32(i)
+            out[k, p] = slope[offset + i] * frac + base[offset + i]

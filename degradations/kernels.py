@@ -77,7 +77,7 @@ class Kernel:
     exact: bool  # the torch kernel's bits
 
 
-OPS = ("decode", "levels", "downsample", "blur", "upsample", "mix", "colour", "grey", "curves")
+OPS = ("decode", "levels", "downsample", "blur", "upsample", "mix", "colour", "grey", "curves", "halo")
 KERNELS: dict[str, Registry[Kernel]] = {op: Registry(f"{op} kernel") for op in OPS}
 
 
@@ -103,6 +103,7 @@ CPU_CHOICE: dict[str, str] = {
     "colour": FUSED,
     "grey": FUSED,
     "curves": FUSED,
+    "halo": FUSED,
 }
 
 

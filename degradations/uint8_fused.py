@@ -15,8 +15,9 @@ import numpy as np
 import torch
 
 from degradations import fused
-from degradations.kernels import register
+from degradations.kernels import pick, register
 from degradations.numerics import _EXP_TAYLOR, LN2
+from degradations.tone import mask_downscale
 from degradations.uint8_path import (
     ENCODE_SCALE,
     F32,
@@ -105,6 +106,23 @@ if fused.AVAILABLE:
                               first)
         return out
 
+    @register("halo", "numba", exact=True, help="the mask kernels' picks, one numba pass each for the lightness "
+                                                "table and the halo curve between them")
+    def halo_numba(y: torch.Tensor, plan: Plan, first: int, ws: Workspace, scale: float) -> torch.Tensor:
+        b, _, h, w = y.shape
+        f = mask_downscale(h, w)
+        small = pick("downsample", y.device)(y, f, ws).contiguous()
+        shape = tuple(small.shape)
+        light = ws("halo.lightness", shape, F32)
+        base, slope = _lightness_tables()
+        fused.halo_lightness(small.numpy().reshape(b, -1), np.float32(1.0 / scale), base, slope,
+                             light.numpy().reshape(b, -1))
+        blurred = pick("blur", y.device)(light, plan.radius_frac * min(h, w) / f, ws).contiguous()
+        local = ws("halo.gain", shape, F32)
+        fused.curve_at(blurred.numpy().reshape(b, -1), plan.local.base.numpy(), plan.local.slope.numpy(),
+                       plan.local.n, first, local.numpy().reshape(b, -1))
+        return pick("upsample", y.device)(local, (h, w), f, ws)
+
     @register("curves", "numba", exact=True, help="one numba pass per curve (float64 exp2 polynomial, float32 "
                                                   "segments)")
     def curves_numba(s: torch.Tensor, h: torch.Tensor, knots: torch.Tensor, scale: torch.Tensor, ws: Workspace,
@@ -129,6 +147,15 @@ def _pow2() -> np.ndarray:
     from degradations.numerics import _powers_of_two
 
     return _powers_of_two(torch.device("cpu"), torch.float64).numpy()
+
+
+def _lightness_tables() -> tuple[np.ndarray, np.ndarray]:
+    """The float32 segments of ``DETERMINISTIC.lightness`` (the same tables its torch ops use)."""
+    from degradations.numerics import _LIGHTNESS_T
+
+    assert (_LIGHTNESS_T.lo, _LIGHTNESS_T.hi, _LIGHTNESS_T.n) == (0.0, 1.0, 4096), "fused.halo_lightness assumes these"
+    base, slope = _LIGHTNESS_T.tables(torch.device("cpu"), F32)
+    return base.numpy(), slope.numpy()
 
 
 def _decode_table() -> np.ndarray:

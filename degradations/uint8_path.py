@@ -394,9 +394,15 @@ def _degrade_part(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws
 
 def _halo_gain(y: torch.Tensor, plan: Plan, first: int, ws: Workspace, scale: float = 1.0) -> torch.Tensor:
     """The full-resolution halo gain of a chunk from its linear luminance ``y`` (times ``scale``, a
-    power of two: its block means are divided by it exactly) by the ops of
-    :func:`degradations.tone.blurred_lightness_small`, each by its :mod:`~degradations.kernels`
-    kernel."""
+    power of two: its block means are divided by it exactly), by the ``halo`` kernel."""
+    return pick("halo", y.device)(y, plan, first, ws, scale)
+
+
+@register("halo", "torch", exact=True, help="block mean, lightness table, blur, halo curve, upsampling: the "
+                                            "mask kernels' picks, torch between them")
+def halo_torch(y: torch.Tensor, plan: Plan, first: int, ws: Workspace, scale: float) -> torch.Tensor:
+    """:func:`_halo_gain` by the ops of :func:`degradations.tone.blurred_lightness_small`, the block
+    mean, blur and upsampling each by its :mod:`~degradations.kernels` kernel."""
     h, w = y.shape[-2:]
     f = mask_downscale(h, w)
     small = pick("downsample", y.device)(y, f, ws)
