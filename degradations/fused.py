@@ -194,7 +194,7 @@ def gain_curves(s, h, knots, scale, taylor, ln2, pow2, base, slope):
 @_compiled
 def table_per_image(x, out, tables, first):
     """``out[k, p] = tables[(first + k) * 256 + x[k, p]]``: ``x`` ``(b, hw)`` uint8 through image
-    ``first + k``'s 256-entry uint8 table (``tables`` flat)."""
+    ``first + k``'s 256-entry table (``tables`` flat; uint8 or float32, as ``out``)."""
     b, hw = x.shape
     for k in range(b):
         offset = (first + k) * 256

@@ -27,7 +27,6 @@ from degradations.uint8_path import (
     _halo_gain,
     _noise_eps,
     _wants,
-    grey_luminance,
     half_step_encode_lut,
 )
 
@@ -87,12 +86,14 @@ if fused.AVAILABLE:
         b, _, h, w = x.shape
         last = first + b
         halo, has_halo = _EMPTY_2D, False
+        codes = x.numpy().reshape(b, h * w)
         if plan.local is not None and _wants(plan.has_local, first, last):
-            y = grey_luminance(x, plan, first, ws)
+            y = ws("luminance", (b, 1, h, w), F32)
+            fused.table_per_image(codes, y.numpy().reshape(b, h * w), plan.levels["luminance"].numpy(), first)
             halo, has_halo = _halo_gain(y, plan, first, ws).numpy().reshape(b, h * w), True
         noise, eps, gains, shot, read = _noise_args(plan, first, last, (1, h, w), x.device)
         eps_np = eps.numpy().reshape(b, h * w) if eps is not None else _EMPTY_2D
-        fused.grey_pixels(x.numpy().reshape(b, h * w), out.numpy().reshape(b, h * w), plan.levels["value"].numpy(),
+        fused.grey_pixels(codes, out.numpy().reshape(b, h * w), plan.levels["value"].numpy(),
                           first, halo, has_halo, noise, eps_np, np.ascontiguousarray(gains[:, 0]) if noise else _EMPTY_1D, shot, read, TOP,
                           _encode_table())
         return out

@@ -446,16 +446,6 @@ def grey_torch(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws: W
     return torch.index_select(half_step_encode_lut(x.device), 0, idx.view(-1), out=out.view(-1)).view(out.shape)
 
 
-def grey_luminance(x: torch.Tensor, plan: Plan, first: int, ws: Workspace) -> torch.Tensor:
-    """The linear luminance of grey images ``x`` (images ``first ..`` of the plan), tabulated."""
-    b, _, h, w = x.shape
-    plane = (b, 1, h, w)
-    idx = ws("luminance.index", plane, torch.int32)
-    idx.copy_(x).add_(_image_offsets(first, plane, LEVELS, x.device))
-    y = ws("luminance", plane, F32)
-    return torch.index_select(plan.levels["luminance"], 0, idx.view(-1), out=y.view(-1)).view(plane)
-
-
 def _colour_chunk(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws: Workspace) -> None:
     pick("colour", x.device)(x, out, plan, first, ws)
 
