@@ -232,6 +232,10 @@ def _op_cases(size: int, channels: int, b: int) -> dict[str, tuple]:
     scale = 65536.0 if channels == 3 else 1.0  # the colour chunks' luminance is in 256**2 units
     cases["halo"] = ((lum * scale, halo_plan, 0, ws, scale),
                      "halo gain of a chunk's luminance (the mask kernels above included)")
+    if channels == 1:
+        grey_plan = _chunk_args(grey[:1].expand(CALL_BATCH[size], -1, -1, -1).contiguous(), halo=False)[2]
+        cases["grey_tables"] = ((grey_plan, ws), (f"grey: per-image tables of the 256 codes, a call's "
+                                                  f"{CALL_BATCH[size]} images (per image of the call)"))
     cases["curves"] = (_curves_args(CALL_BATCH[size]),
                        f"tone + halo gain curves of a call's {CALL_BATCH[size]} images (per image of the call)")
     return cases
@@ -293,7 +297,7 @@ def per_op(sizes: set[int], quick: bool) -> None:
             names = K.KERNELS[op].names()
             fns = [functools.partial(K.KERNELS[op].get(name).fn, *args) for name in names]
             times = interleaved_times(fns, reps)
-            images = CALL_BATCH[size] if op == "curves" else b
+            images = CALL_BATCH[size] if op in ("curves", "grey_tables") else b
             best = {name: min(t[i] for t in times) / images * 1e3 for i, name in enumerate(names)}
             chosen = K.CPU_CHOICE[op]
             others = [v for name, v in best.items() if name != chosen]

@@ -235,3 +235,34 @@ def curve_at(x, base, slope, n, first, out):
             i = np.int32(pos)
             frac = pos - np.float32(i)
             out[k, p] = slope[offset + i] * frac + base[offset + i]
+
+
+@_compiled
+def grey_tables(decode, lum, mix, tone, base, slope, n, top, table, lum_out, value_out, u8_out):
+    """Image ``k``'s tables of the 256 grey codes, as ``uint8_path.grey_tables_torch``: luminance
+    ``decode * lum[k]``, value ``decode * mix[k]`` (times the tone curve at the square root of the
+    luminance clamped to [0, 1], with ``tone``), and the value's code (clamp to ``[0, top]``,
+    truncate, ``table``). Outputs ``(b, 256)``."""
+    b = lum.shape[0]
+    nf = np.float32(n)
+    zero, one = np.float32(0.0), np.float32(1.0)
+    frac = np.empty(256, np.float32)
+    index = np.empty(256, np.int32)
+    for k in range(b):
+        offset = k * (n + 1)
+        lk, mk = lum[k], mix[k]
+        for c in range(256):  # no look-ups but the 256-entry decode table: vectorised
+            lum_out[k, c] = decode[c] * lk
+            value_out[k, c] = decode[c] * mk
+        if tone:
+            for c in range(256):
+                pos = np.float32(np.sqrt(min(max(lum_out[k, c], zero), one))) * nf
+                i = np.int32(pos)
+                index[c] = offset + i
+                frac[c] = pos - np.float32(i)
+            for c in range(256):
+                value_out[k, c] = value_out[k, c] * (slope[index[c]] * frac[c] + base[index[c]])
+        for c in range(256):
+            index[c] = np.int32(min(max(value_out[k, c], zero), top))
+        for c in range(256):
+            u8_out[k, c] = table[index[c]]

@@ -77,7 +77,8 @@ class Kernel:
     exact: bool  # the torch kernel's bits
 
 
-OPS = ("decode", "levels", "downsample", "blur", "upsample", "mix", "colour", "grey", "curves", "halo")
+OPS = ("decode", "levels", "downsample", "blur", "upsample", "mix", "colour", "grey", "curves", "halo",
+       "grey_tables")
 KERNELS: dict[str, Registry[Kernel]] = {op: Registry(f"{op} kernel") for op in OPS}
 
 
@@ -104,6 +105,7 @@ CPU_CHOICE: dict[str, str] = {
     "grey": FUSED,
     "curves": FUSED,
     "halo": FUSED,
+    "grey_tables": FUSED,
 }
 
 

@@ -124,6 +124,18 @@ if fused.AVAILABLE:
                        plan.local.n, first, local.numpy().reshape(b, -1))
         return pick("upsample", y.device)(local, (h, w), f, ws)
 
+    @register("grey_tables", "numba", exact=True, help="one numba pass over each image's 256 codes")
+    def grey_tables_numba(plan: Plan, ws: Workspace) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        b = plan.mix[0][0].shape[0]
+        lum = ws("plan.levels.luminance", (b, 256), F32)
+        value = ws("plan.levels.value", (b, 256), F32)
+        codes_u8 = ws("plan.levels.u8", (b, 256), torch.uint8)
+        base, slope, n = _tone_args(plan)
+        fused.grey_tables(_decode_table(), plan.lum[0].view(-1).numpy(), plan.mix[0][0].view(-1).numpy(),
+                          plan.tone is not None, base, slope, n, TOP, _encode_table(), lum.numpy(), value.numpy(),
+                          codes_u8.numpy())
+        return lum.view(-1), value.view(-1), codes_u8.view(-1)
+
     @register("curves", "numba", exact=True, help="one numba pass per curve (float64 exp2 polynomial, float32 "
                                                   "segments)")
     def curves_numba(s: torch.Tensor, h: torch.Tensor, knots: torch.Tensor, scale: torch.Tensor, ws: Workspace,

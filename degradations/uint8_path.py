@@ -297,7 +297,16 @@ def halo_first_order(t: Mapping[str, Any], options: Any) -> torch.Tensor | None:
 
 def _with_grey_levels(plan: Plan, ws: Workspace) -> Plan:
     """Tabulate, per image, everything before the halo mask for each of the 256 grey codes: the
-    luminance and the (scaled, tone-mapped) output value, with the per-pixel operations."""
+    luminance and the (scaled, tone-mapped) output value, with the per-pixel operations (by the
+    ``grey_tables`` kernel)."""
+    lum, value, codes_u8 = pick("grey_tables", ws.device)(plan, ws)
+    return Plan(**{**plan.__dict__, "levels": {"luminance": lum, "value": value, "u8": codes_u8}})
+
+
+@register("grey_tables", "torch", exact=True, help="the per-pixel torch ops on each image's 256 codes")
+def grey_tables_torch(plan: Plan, ws: Workspace) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(luminance, value, u8)``, flat, 256 entries per image: each grey code's linear luminance,
+    its scaled and tone-mapped value and its final code (for images without halo mask or noise)."""
     b = plan.mix[0][0].shape[0]
     shape = (b, 1, 1, LEVELS)
     codes = decode_lut(ws.device, F32).view(1, 1, 1, LEVELS).expand(shape)
@@ -311,8 +320,7 @@ def _with_grey_levels(plan: Plan, ws: Workspace) -> Plan:
     _encode_channel(encoded, index)
     codes_u8 = torch.index_select(half_step_encode_lut(ws.device), 0, index.view(-1),
                                   out=ws("plan.levels.u8", (b * LEVELS,), torch.uint8))
-    return Plan(**{**plan.__dict__, "levels": {"luminance": lum.reshape(-1), "value": value.reshape(-1),
-                                               "u8": codes_u8}})
+    return lum.reshape(-1), value.reshape(-1), codes_u8
 
 
 def degrade_batch(x: torch.Tensor, out: torch.Tensor, t: Mapping[str, Any], options: Any,

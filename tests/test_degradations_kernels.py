@@ -62,8 +62,11 @@ def _op_inputs(op: str, h: int, w: int, b: int = 3, seed: int = 0) -> tuple:
         return [lin[:, j:j + 1] for j in range(3)], coefs, torch.empty(b, 1, h, w), torch.empty(b, 1, h, w)
     if op in ("colour", "grey"):  # a chunk with halo images, +2 EV and noise: every branch of the kernels
         return _chunk_inputs(op, h, w, b, seed)
+    if op == "grey_tables":  # a grey plan's per-image tables of the 256 codes
+        _, _, plan, _, ws = _chunk_inputs("grey", h, w, b, seed)
+        return plan, ws
     if op == "halo":  # the halo gain of a chunk's luminance, in 256**2 units as the colour chunks give it
-        x, _, plan, first, ws = _chunk_inputs("colour", h, w, b, seed)
+        _, _, plan, first, ws = _chunk_inputs("colour", h, w, b, seed)
         return torch.rand(b, 1, h, w, generator=g) * (0.4 * 65536.0), plan, first, ws, 65536.0
     if op == "curves":  # tone and halo curves of b images (one without sliders), one with the encoder scale
         from degradations.tone import lightness_knots, sqrt_lightness_knots
@@ -77,9 +80,12 @@ def _op_inputs(op: str, h: int, w: int, b: int = 3, seed: int = 0) -> tuple:
 
 
 def _values(result) -> torch.Tensor:
-    """A kernel's result as one tensor (the ``curves`` kernels return :class:`Curves`)."""
+    """A kernel's result as one tensor (the ``curves`` kernels return :class:`Curves`, the
+    ``grey_tables`` kernels three tables)."""
     if isinstance(result, list):
         return torch.cat([torch.cat([c.base, c.slope]) for c in result])
+    if isinstance(result, tuple):
+        return torch.cat([t.reshape(-1).double() for t in result])
     return result
 
 
@@ -215,7 +221,8 @@ def test_cpu_model_is_read_from_proc_cpuinfo():
 
 
 def test_the_fused_kernels_are_the_cpu_pick_exactly_where_numba_is_installed():
-    fallback = {"colour": "torch", "grey": "torch", "curves": "torch", "halo": "torch", "levels": "opencv"}
+    fallback = {"colour": "torch", "grey": "torch", "curves": "torch", "halo": "torch", "grey_tables": "torch",
+                "levels": "opencv"}
     for op, other in fallback.items():
         assert CPU_CHOICE[op] == ("numba" if fused.AVAILABLE else other)
         assert ("numba" in KERNELS[op]) == fused.AVAILABLE
@@ -239,7 +246,8 @@ def test_fused_kernels_give_the_torch_kernels_bytes_at_any_batch_size_and_worker
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        with use_kernels(colour="torch", grey="torch", curves="torch", halo="torch", levels="opencv"):
+        with use_kernels(colour="torch", grey="torch", curves="torch", halo="torch", grey_tables="torch",
+                         levels="opencv"):
             reference = degrade_batch_uint8(x, params, preset=p)
         for threads in (1, 2):
             torch.set_num_threads(threads)
@@ -256,7 +264,7 @@ def test_fused_kernels_give_the_torch_kernels_bytes_at_any_batch_size_and_worker
 def test_fused_kernels_are_compiled_without_fused_multiply_adds():
     """No ``fastmath``: a fused multiply-add rounds once where the torch kernels round twice."""
     for fn in (fused.colour_pixels, fused.grey_pixels, fused.colour_luminance, fused.gain_curves,
-               fused.table_per_image, fused.halo_lightness, fused.curve_at):
+               fused.table_per_image, fused.halo_lightness, fused.curve_at, fused.grey_tables):
         assert not fn.targetoptions.get("fastmath"), fn.__name__
         assert fn.targetoptions.get("nogil"), fn.__name__
 
@@ -268,7 +276,7 @@ import torch
 from degradations import degrade_batch_uint8, load_preset
 from degradations.kernels import CPU_CHOICE, cpu_kernels
 assert cpu_kernels()["numba_version"] is None, cpu_kernels()
-print(CPU_CHOICE["colour"], CPU_CHOICE["grey"], CPU_CHOICE["curves"], CPU_CHOICE["halo"], CPU_CHOICE["levels"])
+print(*(CPU_CHOICE[op] for op in ("colour", "grey", "curves", "halo", "grey_tables", "levels")))
 g = torch.Generator().manual_seed(0)
 for c in (3, 1):
     x = (torch.rand(6, c, 30, 26, generator=g) * 255).to(torch.uint8)
@@ -287,9 +295,9 @@ def test_without_numba_the_cpu_runs_the_other_kernels_with_the_same_bytes():
                          timeout=300, check=False)
     assert res.returncode == 0, res.stderr[-2000:]
     lines = res.stdout.split()
-    assert lines[:5] == ["torch", "torch", "torch", "torch", "opencv"]
+    assert lines[:6] == ["torch"] * 5 + ["opencv"]
     g = torch.Generator().manual_seed(0)
-    for c, digest in zip((3, 1), lines[5:]):
+    for c, digest in zip((3, 1), lines[6:]):
         x = (torch.rand(6, c, 30, 26, generator=g) * 255).to(torch.uint8)
         p = load_preset("paper")
         params = [p.sample(0, f"i{i}") for i in range(6)]
