@@ -232,6 +232,12 @@ def _op_cases(size: int, channels: int, b: int) -> dict[str, tuple]:
     scale = 65536.0 if channels == 3 else 1.0  # the colour chunks' luminance is in 256**2 units
     cases["halo"] = ((lum * scale, halo_plan, 0, ws, scale),
                      "halo gain of a chunk's luminance (the mask kernels above included)")
+    if channels == 3:
+        gw = torch.Generator().manual_seed(size)
+        illuminants = (torch.rand(CALL_BATCH[size], generator=gw, dtype=torch.float64) * 400 + 50,
+                       torch.rand(CALL_BATCH[size], generator=gw, dtype=torch.float64) * 100 - 50)
+        cases["white_balance"] = (illuminants, (f"white-balance matrices (float64) of a call's {CALL_BATCH[size]} "
+                                                f"images (per image of the call)"))
     if channels == 1:
         grey_plan = _chunk_args(grey[:1].expand(CALL_BATCH[size], -1, -1, -1).contiguous(), halo=False)[2]
         cases["grey_tables"] = ((grey_plan, ws), (f"grey: per-image tables of the 256 codes, a call's "
@@ -297,7 +303,7 @@ def per_op(sizes: set[int], quick: bool) -> None:
             names = K.KERNELS[op].names()
             fns = [functools.partial(K.KERNELS[op].get(name).fn, *args) for name in names]
             times = interleaved_times(fns, reps)
-            images = CALL_BATCH[size] if op in ("curves", "grey_tables") else b
+            images = CALL_BATCH[size] if op in ("curves", "grey_tables", "white_balance") else b
             best = {name: min(t[i] for t in times) / images * 1e3 for i, name in enumerate(names)}
             chosen = K.CPU_CHOICE[op]
             others = [v for name, v in best.items() if name != chosen]

@@ -266,3 +266,71 @@ def grey_tables(decode, lum, mix, tone, base, slope, n, top, table, lum_out, val
             index[c] = np.int32(min(max(value_out[k, c], zero), top))
         for c in range(256):
             u8_out[k, c] = table[index[c]]
+
+
+@_compiled
+def _mat3_mul(a, b, out):
+    """``out = a @ b`` (3x3) as ``white_balance.mat3_mul``: ``(a0 b0 + a1 b1) + a2 b2``."""
+    for i in range(3):
+        for j in range(3):
+            out[i, j] = (a[i, 0] * b[0, j] + a[i, 1] * b[1, j]) + a[i, 2] * b[2, j]
+
+
+@_compiled
+def white_balance(mired, tint, table, lo, hi, tint_scale, dst, brad, brad_inv, rgb_from_xyz, xyz_from_rgb,
+                  normalisation, out):
+    """``out[k]`` = ``white_balance.white_balance_matrix`` of ``(mired[k], tint[k])`` (float64),
+    its float64 operations in the same order: Robertson interpolation (``table``, mired clamped to
+    ``[lo, hi]``), xy -> XYZ, Bradford adaptation to ``dst`` (the reference white's XYZ, as that
+    module computes it), ``rgb_from_xyz @ cat @ xyz_from_rgb``, then ``normalisation`` 0 (luminance),
+    1 (green) or 2 (none)."""
+    b = mired.shape[0]
+    nk = table.shape[0]
+    second = np.empty((3, 3), np.float64)
+    cat = np.empty((3, 3), np.float64)
+    m1 = np.empty((3, 3), np.float64)
+    m = np.empty((3, 3), np.float64)
+    for k in range(b):
+        r = min(max(mired[k], lo), hi)
+        i = -1  # searchsorted(right=True) - 1, clamped to [0, nk - 2]
+        for j in range(nk):
+            if table[j, 0] <= r:
+                i = j
+        i = min(max(i, 0), nk - 2)
+        r0, r1 = table[i, 0], table[i + 1, 0]
+        f = (r1 - r) / (r1 - r0)
+        g = 1.0 - f
+        u = table[i, 1] * f + table[i + 1, 1] * g
+        v = table[i, 2] * f + table[i + 1, 2] * g
+        t0, t1 = table[i, 3], table[i + 1, 3]
+        n0, n1 = np.sqrt(1.0 + t0 * t0), np.sqrt(1.0 + t1 * t1)
+        du = (1.0 / n0) * f + (1.0 / n1) * g
+        dv = (t0 / n0) * f + (t1 / n1) * g
+        n3 = np.sqrt(du * du + dv * dv)
+        offset = tint[k] / tint_scale
+        u = u + du / n3 * offset
+        v = v + dv / n3 * offset
+        denom = u - 4.0 * v + 2.0
+        x, y = 1.5 * u / denom, v / denom
+        s0, s1, s2 = x / y, 1.0, (1.0 - x - y) / y
+        for a in range(3):
+            to = (brad[a, 0] * dst[0] + brad[a, 1] * dst[1]) + brad[a, 2] * dst[2]
+            fr = (brad[a, 0] * s0 + brad[a, 1] * s1) + brad[a, 2] * s2
+            scale = to / fr
+            for j in range(3):
+                second[a, j] = scale * brad[a, j]
+        _mat3_mul(brad_inv, second, cat)
+        _mat3_mul(rgb_from_xyz, cat, m1)
+        _mat3_mul(m1, xyz_from_rgb, m)
+        if normalisation == 0:
+            n_r = (m[0, 0] * 1.0 + m[0, 1] * 1.0) + m[0, 2] * 1.0
+            n_g = (m[1, 0] * 1.0 + m[1, 1] * 1.0) + m[1, 2] * 1.0
+            n_b = (m[2, 0] * 1.0 + m[2, 1] * 1.0) + m[2, 2] * 1.0
+            d = (n_r * 0.2126 + n_g * 0.7152) + n_b * 0.0722
+        elif normalisation == 1:
+            d = (m[1, 0] * 1.0 + m[1, 1] * 1.0) + m[1, 2] * 1.0
+        else:
+            d = 1.0
+        for a in range(3):
+            for j in range(3):
+                out[k, a, j] = m[a, j] / d if normalisation != 2 else m[a, j]

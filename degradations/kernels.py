@@ -78,7 +78,7 @@ class Kernel:
 
 
 OPS = ("decode", "levels", "downsample", "blur", "upsample", "mix", "colour", "grey", "curves", "halo",
-       "grey_tables")
+       "grey_tables", "white_balance")
 KERNELS: dict[str, Registry[Kernel]] = {op: Registry(f"{op} kernel") for op in OPS}
 
 
@@ -106,6 +106,7 @@ CPU_CHOICE: dict[str, str] = {
     "curves": FUSED,
     "halo": FUSED,
     "grey_tables": FUSED,
+    "white_balance": FUSED,
 }
 
 

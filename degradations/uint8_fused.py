@@ -29,6 +29,16 @@ from degradations.uint8_path import (
     _wants,
     half_step_encode_lut,
 )
+from degradations.white_balance import (
+    BRADFORD,
+    BRADFORD_INV,
+    RGB_FROM_XYZ,
+    ROBERTSON_TABLE,
+    TEMPERATURE_RANGE,
+    TINT_SCALE,
+    XYZ_FROM_RGB,
+    white_balance_matrix,
+)
 
 TOP = np.float32(ENCODE_SCALE)
 TAYLOR = np.array(_EXP_TAYLOR, np.float64)
@@ -136,6 +146,18 @@ if fused.AVAILABLE:
                           codes_u8.numpy())
         return lum.view(-1), value.view(-1), codes_u8.view(-1)
 
+    @register("white_balance", "numba", exact=True, help="one numba pass over the images (float64)")
+    def white_balance_numba(mired: torch.Tensor, tint: torch.Tensor, *, normalisation: str = "luminance"
+                            ) -> torch.Tensor:
+        if normalisation not in NORMALISATIONS:
+            return white_balance_matrix(mired, tint, normalisation=normalisation)  # its error message
+        mired, tint = _f64(mired.detach()), _f64(tint.detach())
+        out = np.empty((mired.shape[0], 3, 3), np.float64)
+        fused.white_balance(mired, tint, ROBERTSON_TABLE, 1.0e6 / TEMPERATURE_RANGE[1], 1.0e6 / TEMPERATURE_RANGE[0],
+                            TINT_SCALE, _reference_white(), BRADFORD, BRADFORD_INV, RGB_FROM_XYZ, XYZ_FROM_RGB,
+                            NORMALISATIONS[normalisation], out)
+        return torch.from_numpy(out)
+
     @register("curves", "numba", exact=True, help="one numba pass per curve (float64 exp2 polynomial, float32 "
                                                   "segments)")
     def curves_numba(s: torch.Tensor, h: torch.Tensor, knots: torch.Tensor, scale: torch.Tensor, ws: Workspace,
@@ -150,6 +172,16 @@ if fused.AVAILABLE:
                               base.numpy(), slope.numpy())
             curves.append(Curves(base.view(-1), slope.view(-1), n1 - 1))
         return curves
+
+
+NORMALISATIONS = {"luminance": 0, "green": 1, "none": 2}
+
+
+def _reference_white() -> np.ndarray:
+    """The reference white's XYZ as :mod:`degradations.white_balance` computes it (float64, CPU)."""
+    from degradations.white_balance import _reference_white_xyz
+
+    return _reference_white_xyz(torch.zeros(1, dtype=torch.float64)).numpy().reshape(3)
 
 
 def _f64(t: torch.Tensor) -> np.ndarray:

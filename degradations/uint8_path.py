@@ -62,6 +62,11 @@ from degradations.tone import (
     sqrt_lightness_knots,
 )
 from degradations.transfer import BT709, ENCODE_LUT_SIZE, decode_lut, decode_uint8_into, encode_lut
+from degradations.white_balance import white_balance_matrix
+
+# the colour images' white-balance matrices of a call (float64): torch's ops here, numba's kernel in
+# degradations.uint8_fused
+register("white_balance", "torch", exact=True, help="float64 torch ops on (B,)-sized tensors")(white_balance_matrix)
 
 # The path works in twice the encoder's units: every value is exactly twice what it would be in
 # encoder units (scaling by a power of two commutes with float rounding), and

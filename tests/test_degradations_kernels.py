@@ -62,6 +62,9 @@ def _op_inputs(op: str, h: int, w: int, b: int = 3, seed: int = 0) -> tuple:
         return [lin[:, j:j + 1] for j in range(3)], coefs, torch.empty(b, 1, h, w), torch.empty(b, 1, h, w)
     if op in ("colour", "grey"):  # a chunk with halo images, +2 EV and noise: every branch of the kernels
         return _chunk_inputs(op, h, w, b, seed)
+    if op == "white_balance":  # illuminants (mired, tint) across and beyond the Robertson table's range
+        return (torch.rand(b + 4, generator=g, dtype=torch.float64) * 600 - 30,
+                torch.rand(b + 4, generator=g, dtype=torch.float64) * 300 - 150)
     if op == "grey_tables":  # a grey plan's per-image tables of the 256 codes
         _, _, plan, _, ws = _chunk_inputs("grey", h, w, b, seed)
         return plan, ws
@@ -222,7 +225,7 @@ def test_cpu_model_is_read_from_proc_cpuinfo():
 
 def test_the_fused_kernels_are_the_cpu_pick_exactly_where_numba_is_installed():
     fallback = {"colour": "torch", "grey": "torch", "curves": "torch", "halo": "torch", "grey_tables": "torch",
-                "levels": "opencv"}
+                "white_balance": "torch", "levels": "opencv"}
     for op, other in fallback.items():
         assert CPU_CHOICE[op] == ("numba" if fused.AVAILABLE else other)
         assert ("numba" in KERNELS[op]) == fused.AVAILABLE
@@ -247,7 +250,7 @@ def test_fused_kernels_give_the_torch_kernels_bytes_at_any_batch_size_and_worker
     try:
         torch.set_num_threads(1)
         with use_kernels(colour="torch", grey="torch", curves="torch", halo="torch", grey_tables="torch",
-                         levels="opencv"):
+                         white_balance="torch", levels="opencv"):
             reference = degrade_batch_uint8(x, params, preset=p)
         for threads in (1, 2):
             torch.set_num_threads(threads)
@@ -264,7 +267,8 @@ def test_fused_kernels_give_the_torch_kernels_bytes_at_any_batch_size_and_worker
 def test_fused_kernels_are_compiled_without_fused_multiply_adds():
     """No ``fastmath``: a fused multiply-add rounds once where the torch kernels round twice."""
     for fn in (fused.colour_pixels, fused.grey_pixels, fused.colour_luminance, fused.gain_curves,
-               fused.table_per_image, fused.halo_lightness, fused.curve_at, fused.grey_tables):
+               fused.table_per_image, fused.halo_lightness, fused.curve_at, fused.grey_tables,
+               fused.white_balance):
         assert not fn.targetoptions.get("fastmath"), fn.__name__
         assert fn.targetoptions.get("nogil"), fn.__name__
 
@@ -276,7 +280,7 @@ import torch
 from degradations import degrade_batch_uint8, load_preset
 from degradations.kernels import CPU_CHOICE, cpu_kernels
 assert cpu_kernels()["numba_version"] is None, cpu_kernels()
-print(*(CPU_CHOICE[op] for op in ("colour", "grey", "curves", "halo", "grey_tables", "levels")))
+print(*(CPU_CHOICE[op] for op in ("colour", "grey", "curves", "halo", "grey_tables", "white_balance", "levels")))
 g = torch.Generator().manual_seed(0)
 for c in (3, 1):
     x = (torch.rand(6, c, 30, 26, generator=g) * 255).to(torch.uint8)
@@ -295,11 +299,28 @@ def test_without_numba_the_cpu_runs_the_other_kernels_with_the_same_bytes():
                          timeout=300, check=False)
     assert res.returncode == 0, res.stderr[-2000:]
     lines = res.stdout.split()
-    assert lines[:6] == ["torch"] * 5 + ["opencv"]
+    assert lines[:7] == ["torch"] * 6 + ["opencv"]
     g = torch.Generator().manual_seed(0)
-    for c, digest in zip((3, 1), lines[6:]):
+    for c, digest in zip((3, 1), lines[7:]):
         x = (torch.rand(6, c, 30, 26, generator=g) * 255).to(torch.uint8)
         p = load_preset("paper")
         params = [p.sample(0, f"i{i}") for i in range(6)]
         params[0]["highlights"] = -90.0
         assert hashlib.sha256(degrade_batch_uint8(x, params, preset=p).numpy().tobytes()).hexdigest() == digest
+
+
+@pytest.mark.skipif(not fused.AVAILABLE, reason="numba is not installed")
+@pytest.mark.parametrize("normalisation", ["luminance", "green", "none"])
+def test_white_balance_kernel_gives_the_torch_matrices_bit_for_bit(normalisation):
+    """At every Robertson knot (the interpolation's edges), between them and beyond the clamp."""
+    from degradations.white_balance import ROBERTSON_TABLE
+
+    g = torch.Generator().manual_seed(1)
+    knots = torch.from_numpy(ROBERTSON_TABLE[:, 0].copy())
+    mired = torch.cat([knots, torch.rand(200, generator=g, dtype=torch.float64) * 600 - 30])
+    tint = torch.rand(mired.shape[0], generator=g, dtype=torch.float64) * 300 - 150
+    want = KERNELS["white_balance"].get("torch").fn(mired, tint, normalisation=normalisation)
+    got = KERNELS["white_balance"].get("numba").fn(mired, tint, normalisation=normalisation)
+    assert got.dtype == torch.float64 and torch.equal(got, want)
+    with pytest.raises(ValueError):
+        KERNELS["white_balance"].get("numba").fn(mired, tint, normalisation="nope")
