@@ -290,7 +290,7 @@ def per_op(sizes: set[int], quick: bool) -> None:
     reps = 5 if quick else 15
     print(f"per-op kernels, ms per image (best of {reps}, kernels interleaved; one torch thread, one "
           f"OpenCV thread); chunk = the path's chunk of {CPU_CHUNK_ELEMENTS} values")
-    print(f"{'size':>8} {'op':>10} {'images':>6} {'torch ms':>9} {'other ms':>9} {'other':>6} {'CPU runs':>8} "
+    print(f"{'size':>8} {'op':>13} {'images':>6} {'torch ms':>9} {'other ms':>9} {'other':>6} {'CPU runs':>8} "
           f"{'other/chosen':>12}  what")
     worst = 0.0
     for size, channels in [(48, 1), (100, 3), (224, 3)]:
@@ -312,7 +312,7 @@ def per_op(sizes: set[int], quick: bool) -> None:
             alt = chosen if chosen != "torch" else next((name for name in names if name != "torch"), "-")
             rest = "".join(f" ({name} {best[name]:.4f} ms)" for name in names if name not in ("torch", alt))
             label = f"{size}x{size}{'g' if channels == 1 else ''}"
-            print(f"{label:>8} {op:>10} {images:>6} {best.get('torch', float('nan')):>9.4f} "
+            print(f"{label:>8} {op:>13} {images:>6} {best.get('torch', float('nan')):>9.4f} "
                   f"{best.get(alt, float('nan')):>9.4f} {alt:>6} {chosen:>8} {ratio:>12.2f}  {what}{rest}")
     print(f"other/chosen: the fastest other kernel's time over the chosen one's (> 1: the choice is faster); "
           f"lowest {worst:.2f} (goal >= 0.9)")
