@@ -1,17 +1,21 @@
-"""Fused per-pixel kernels of the uint8 path, compiled with numba (absent without numba).
+"""Fused kernels of the uint8 path, compiled with numba (absent without numba).
 
 The torch kernels of the uint8 path (:mod:`degradations.uint8_path`) make about 40 elementwise
-passes and 5 gathers over a chunk's pixels; these kernels make one, per pixel: decode table ->
-luminance row -> tone curve -> (halo gain) -> each output channel's matrix row -> gain -> (noise) ->
-clamp, truncate -> encode table. Every per-image table and constant comes from the same plan as
-the torch kernels', and each value is formed by the same float32 operations in the same order
+passes and 5 gathers over a chunk's pixels; :func:`colour_pixels` makes one, per pixel: decode table
+-> luminance row -> tone curve -> (halo gain) -> each output channel's matrix row -> gain -> (noise)
+-> clamp, truncate -> encode table (:func:`grey_pixels` the same for grey chunks). The other
+functions replace small torch ops of a chunk's halo mask and of a call's plan (gain curves, grey
+tables, white-balance matrices). Every per-image table and constant comes from the same plan as the
+torch kernels', and each value is formed by the same float32 (float64) operations in the same order
 (``((a0 * c0) + (a1 * c1)) + (a2 * c2)``, never a fused multiply-add: compiled without
 ``fastmath``, so LLVM neither contracts nor reorders them), so the bytes are the torch kernels'.
+Look-ups and arithmetic run in separate loops over blocks of pixels, so LLVM vectorises the
+arithmetic (one loop doing both was no faster than torch).
 
 Compiled with ``nogil`` (the CPU path's caller and worker threads run them side by side on their own
 slices of images) and ``cache`` (the machine code is kept beside this file, so only the first
 process on a machine pays the compilation, a few seconds). :data:`AVAILABLE` says whether numba
-could be imported; without it the CPU runs the torch kernels (:mod:`degradations.kernels`).
+could be imported; without it the CPU runs the torch and OpenCV kernels (:mod:`degradations.kernels`).
 """
 
 from __future__ import annotations

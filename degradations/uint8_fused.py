@@ -1,7 +1,9 @@
-"""The ``numba`` kernels of the uint8 path's ``colour``, ``grey``, ``curves`` and ``levels`` ops
-(registered only where numba is installed): a chunk's plan constants as NumPy views, then one fused pass per pixel
-(:mod:`degradations.fused`). The halo mask (block mean, blur, upsampling at 1/4 resolution) still
-runs its own kernels (:mod:`degradations.kernels`) between a luminance pass and the fused pass.
+"""The ``numba`` kernels of the uint8 path's ops (:mod:`degradations.kernels`; registered only where
+numba is installed): the plan's constants as NumPy views, then the compiled functions of
+:mod:`degradations.fused`. Per chunk: ``colour`` and ``grey`` (one fused pass per pixel), ``halo``
+(the mask's block mean, blur and upsampling still run their own picks, the lightness table and the
+halo curve between them are numba passes), ``levels``; per call: ``curves``, ``grey_tables``,
+``white_balance``.
 
 Each kernel gives the bytes of the torch kernel it replaces (``exact``): the same plan, the same
 float32 operations per value in the same order, and the same chunk-level choices (a chunk applies
@@ -103,11 +105,10 @@ if fused.AVAILABLE:
             halo, has_halo = _halo_gain(y, plan, first, ws).numpy().reshape(b, h * w), True
         noise, eps, gains, shot, read = _noise_args(plan, first, last, (1, h, w), x.device)
         eps_np = eps.numpy().reshape(b, h * w) if eps is not None else _EMPTY_2D
-        fused.grey_pixels(codes, out.numpy().reshape(b, h * w), plan.levels["value"].numpy(),
-                          first, halo, has_halo, noise, eps_np, np.ascontiguousarray(gains[:, 0]) if noise else _EMPTY_1D, shot, read, TOP,
-                          _encode_table())
+        grey_gains = np.ascontiguousarray(gains[:, 0]) if noise else _EMPTY_1D
+        fused.grey_pixels(codes, out.numpy().reshape(b, h * w), plan.levels["value"].numpy(), first, halo, has_halo,
+                          noise, eps_np, grey_gains, shot, read, TOP, _encode_table())
         return out
-
 
     @register("levels", "numba", exact=True, help="one numba pass over the chunk (uint8 -> uint8 table per image)")
     def levels_numba(codes: torch.Tensor, out: torch.Tensor, tables: torch.Tensor, first: int, ws: Workspace
