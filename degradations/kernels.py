@@ -1,13 +1,15 @@
 """Interchangeable kernels for the ops of the uint8 path, and which one the CPU runs.
 
 Each op has a small registry of kernels with the same signature: ``torch`` (the reference; the GPU
-always runs it) and, where OpenCV has a matching primitive, ``opencv`` (per image, on the CPU only).
-:data:`CPU_CHOICE` names the kernel the CPU runs for each op; ``python
+always runs it), where OpenCV has a matching primitive ``opencv`` (per image, on the CPU only), and
+where a fused loop pays ``numba`` (:mod:`degradations.uint8_fused`, exact; CPU only, where numba is
+installed). :data:`CPU_CHOICE` names the kernel the CPU runs for each op; ``python
 benchmarks/bench_degradations.py --per-op`` times every kernel of every op per image size on the
 machine it runs on. The choices are static (not measured at run time), so a dataset's bytes do not
 depend on the load of the machine that built it; each OpenCV pick wins by 1.5-7x at 100 and 224 px on
-the machine measured (README, "Measured performance", Degradations; the grey tables tie with torch
-at 48 px), with primitives that are fast on any x86 CPU (``LUT``, ``resize``, ``sepFilter2D``).
+the machine measured and each numba pick by 1.2-20x (README, "Measured performance", Degradations),
+with primitives that are fast on any x86 CPU (``LUT``, ``resize``, ``sepFilter2D``; numba's loops
+are compiled for the CPU they run on, their arithmetic vectorised, their look-ups plain loads).
 
 The numerics contract (:data:`CONTRACT`): an ``exact`` kernel gives the torch kernel's bits; any
 other gives a final uint8 image within one code value of the torch kernels' in at most 0.1% of the
