@@ -20,9 +20,12 @@ the two agree (noise off) and prints the largest difference in code values.
     python benchmarks/bench_degradations.py --per-op [--quick] [--sizes ...]
 
 ``--per-op`` times each op of the uint8 path with every kernel registered for it
-(:mod:`degradations.kernels`: ``torch`` and ``opencv``), one torch and one OpenCV thread, on the
-chunks the path uses (ms per image, best of the repetitions, kernels interleaved), and marks the one
-the CPU runs (:data:`degradations.kernels.CPU_CHOICE`) and how it compares with the other.
+(:mod:`degradations.kernels`: ``torch`` and ``opencv`` or ``numba``), one torch and one OpenCV
+thread, on the chunks the path uses (ms per image, best of the repetitions, kernels interleaved,
+after a warm-up call that also compiles the numba kernels), and marks the one the CPU runs
+(:data:`degradations.kernels.CPU_CHOICE`) and how it compares with the other. The ``colour`` and
+``grey`` ops are whole chunks from codes to codes (their torch kernels run the ops above through the
+CPU's picks).
 
 The machine (CPU model from /proc/cpuinfo, cores, torch/OpenCV/NumPy versions) is printed first.
 
@@ -176,8 +179,11 @@ def cpu_model() -> str:
 
 
 def machine_line() -> str:
+    from degradations import fused
+
     return (f"machine: {cpu_model()}, {os.cpu_count()} cores; torch {torch.__version__}, "
-            f"opencv {cv2.__version__}, numpy {np.__version__}, python {platform.python_version()}")
+            f"opencv {cv2.__version__}, numpy {np.__version__}, numba {fused.VERSION or 'not installed'}, "
+            f"python {platform.python_version()}")
 
 
 # ----------------------------------------------------------------------------- per-op mode
@@ -217,7 +223,63 @@ def _op_cases(size: int, channels: int, b: int) -> dict[str, tuple]:
     if channels == 3:
         cases["mix"] = (([lin[:, j:j + 1] for j in range(3)], coefs, dst, tmp),
                         "white balance x exposure: one channel of the 3x3 mix")
+        cases["colour"] = (_chunk_args(codes, halo=False),
+                           "colour chunk, codes to codes (decode, mixes, tone curve, encode; paper, no halo)")
+    else:
+        cases["grey"] = (_chunk_args(grey, halo=True),
+                         "grey chunk with halo mask (tables, halo gain incl. its kernels, encode; paper)")
+    halo_plan = _chunk_args(codes if channels == 3 else grey, halo=True)[2]
+    scale = 65536.0 if channels == 3 else 1.0  # the colour chunks' luminance is in 256**2 units
+    cases["halo"] = ((lum * scale, halo_plan, 0, ws, scale),
+                     "halo gain of a chunk's luminance (the mask kernels above included)")
+    if channels == 3:
+        gw = torch.Generator().manual_seed(size)
+        illuminants = (torch.rand(CALL_BATCH[size], generator=gw, dtype=torch.float64) * 400 + 50,
+                       torch.rand(CALL_BATCH[size], generator=gw, dtype=torch.float64) * 100 - 50)
+        cases["white_balance"] = (illuminants, (f"white-balance matrices (float64) of a call's {CALL_BATCH[size]} "
+                                                f"images (per image of the call)"))
+    if channels == 1:
+        grey_plan = _chunk_args(grey[:1].expand(CALL_BATCH[size], -1, -1, -1).contiguous(), halo=False)[2]
+        cases["grey_tables"] = ((grey_plan, ws), (f"grey: per-image tables of the 256 codes, a call's "
+                                                  f"{CALL_BATCH[size]} images (per image of the call)"))
+    cases["curves"] = (_curves_args(CALL_BATCH[size]),
+                       f"tone + halo gain curves of a call's {CALL_BATCH[size]} images (per image of the call)")
     return cases
+
+
+# images per degrade_batch_uint8 call of the benchmark, per size
+CALL_BATCH = {48: 128, 100: 64, 224: 16}
+
+
+def _curves_args(b: int) -> tuple:
+    """The ``curves`` kernels' arguments for a call of ``b`` ``paper`` images with the halo mask."""
+    from degradations.tone import lightness_knots, sqrt_lightness_knots
+    from degradations.uint8_path import Workspace
+
+    cpu = torch.device("cpu")
+    g = torch.Generator().manual_seed(b)
+    sliders = (torch.rand(2, 2, b, generator=g, dtype=torch.float64) * 200 - 100) * 0.015
+    scale = torch.stack([torch.full((b,), 131070.0, dtype=torch.float64), torch.ones(b, dtype=torch.float64)])
+    return (sliders[0], sliders[1], torch.stack([sqrt_lightness_knots(cpu), lightness_knots(cpu)]), scale,
+            Workspace(cpu), ("tone", "halo"))
+
+
+def _chunk_args(codes: torch.Tensor, *, halo: bool) -> tuple:
+    """The ``colour``/``grey`` kernels' arguments for a chunk of ``paper`` images: sliders within
+    +-50 (no halo mask: most chunks) or all beyond (``halo``: the grey kernel's chunks)."""
+    from degradations.pipeline import params_to_tensors, wb_matrices
+    from degradations.uint8_path import Workspace, make_plan
+
+    preset = load_preset("paper")
+    params = [preset.sample(0, f"img{i}.png") for i in range(codes.shape[0])]
+    for p in params:
+        for key in ("highlights", "shadows"):
+            p[key] = (-60.0 - abs(p[key]) / 2) if halo else max(-50.0, min(50.0, p[key]))
+    t = params_to_tensors(params)
+    c = codes.shape[1]
+    wb = wb_matrices(t, preset.options, t["exposure_ev"]) if c == 3 else None
+    plan = make_plan(t, preset.options, c, codes, wb)
+    return codes, torch.empty(codes.shape, dtype=torch.uint8), plan, 0, Workspace(torch.device("cpu"))
 
 
 def per_op(sizes: set[int], quick: bool) -> None:
@@ -228,7 +290,7 @@ def per_op(sizes: set[int], quick: bool) -> None:
     reps = 5 if quick else 15
     print(f"per-op kernels, ms per image (best of {reps}, kernels interleaved; one torch thread, one "
           f"OpenCV thread); chunk = the path's chunk of {CPU_CHUNK_ELEMENTS} values")
-    print(f"{'size':>8} {'op':>10} {'images':>6} {'torch ms':>9} {'opencv ms':>9} {'CPU runs':>8} "
+    print(f"{'size':>8} {'op':>13} {'images':>6} {'torch ms':>9} {'other ms':>9} {'other':>6} {'CPU runs':>8} "
           f"{'other/chosen':>12}  what")
     worst = 0.0
     for size, channels in [(48, 1), (100, 3), (224, 3)]:
@@ -241,22 +303,18 @@ def per_op(sizes: set[int], quick: bool) -> None:
             names = K.KERNELS[op].names()
             fns = [functools.partial(K.KERNELS[op].get(name).fn, *args) for name in names]
             times = interleaved_times(fns, reps)
-            best = {name: min(t[i] for t in times) / b * 1e3 for i, name in enumerate(names)}
+            images = CALL_BATCH[size] if op in ("curves", "grey_tables", "white_balance") else b
+            best = {name: min(t[i] for t in times) / images * 1e3 for i, name in enumerate(names)}
             chosen = K.CPU_CHOICE[op]
             others = [v for name, v in best.items() if name != chosen]
             ratio = min(others) / best[chosen] if others else float("nan")
             worst = min(worst or ratio, ratio)
+            alt = chosen if chosen != "torch" else next((name for name in names if name != "torch"), "-")
+            rest = "".join(f" ({name} {best[name]:.4f} ms)" for name in names if name not in ("torch", alt))
             label = f"{size}x{size}{'g' if channels == 1 else ''}"
-            print(f"{label:>8} {op:>10} {b:>6} {best.get('torch', float('nan')):>9.4f} "
-                  f"{best.get('opencv', float('nan')):>9.4f} {chosen:>8} {ratio:>12.2f}  {what}")
-        label = f"{size}x{size}{'g' if channels == 1 else ''}"
-        for op, what in (("tone", ("tone curve of luminance: per-image interpolated table (torch only: "
-                                  "no OpenCV primitive gives the same values)")),
-                         ("encode", ("sRGB encode, 131,071-entry uint8 table (torch only: cv2.LUT takes 8-bit "
-                                    "indices)"))):
-            if channels == 3 or op == "encode":
-                print(f"{label:>8} {op:>10} {'':>6} {'':>9} {'-':>9} {'torch':>8} {'':>12}  {what}")
-    print(f"other/chosen: the other kernel's time over the chosen one's (> 1: the choice is faster); "
+            print(f"{label:>8} {op:>13} {images:>6} {best.get('torch', float('nan')):>9.4f} "
+                  f"{best.get(alt, float('nan')):>9.4f} {alt:>6} {chosen:>8} {ratio:>12.2f}  {what}{rest}")
+    print(f"other/chosen: the fastest other kernel's time over the chosen one's (> 1: the choice is faster); "
           f"lowest {worst:.2f} (goal >= 0.9)")
 
 
@@ -296,7 +354,8 @@ def main() -> None:
           f"reference: OpenCV 1 thread")
     if args.batch < 0:
         ap.error(f"--batch must be positive (or 0 for the defaults), got {args.batch}")
-    cases = [case for case in [(48, 1, 256, 128), (100, 3, 256, 64), (224, 3, 64, 16)] if case[0] in sizes]
+    cases = [case for case in [(48, 1, 256, CALL_BATCH[48]), (100, 3, 256, CALL_BATCH[100]),
+                               (224, 3, 64, CALL_BATCH[224])] if case[0] in sizes]
     if not cases:
         ap.error(f"--sizes: none of {args.sizes!r} is one of 48, 100, 224")
     cases = [(size, ch, n, args.batch or batch) for size, ch, n, batch in cases]

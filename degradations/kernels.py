@@ -1,13 +1,15 @@
 """Interchangeable kernels for the ops of the uint8 path, and which one the CPU runs.
 
 Each op has a small registry of kernels with the same signature: ``torch`` (the reference; the GPU
-always runs it) and, where OpenCV has a matching primitive, ``opencv`` (per image, on the CPU only).
-:data:`CPU_CHOICE` names the kernel the CPU runs for each op; ``python
+always runs it), where OpenCV has a matching primitive ``opencv`` (per image, on the CPU only), and
+where a fused loop pays ``numba`` (:mod:`degradations.uint8_fused`, exact; CPU only, where numba is
+installed). :data:`CPU_CHOICE` names the kernel the CPU runs for each op; ``python
 benchmarks/bench_degradations.py --per-op`` times every kernel of every op per image size on the
 machine it runs on. The choices are static (not measured at run time), so a dataset's bytes do not
 depend on the load of the machine that built it; each OpenCV pick wins by 1.5-7x at 100 and 224 px on
-the machine measured (README, "Measured performance", Degradations; the grey tables tie with torch
-at 48 px), with primitives that are fast on any x86 CPU (``LUT``, ``resize``, ``sepFilter2D``).
+the machine measured and each numba pick by 1.2-20x (README, "Measured performance", Degradations),
+with primitives that are fast on any x86 CPU (``LUT``, ``resize``, ``sepFilter2D``; numba's loops
+are compiled for the CPU they run on, their arithmetic vectorised, their look-ups plain loads).
 
 The numerics contract (:data:`CONTRACT`): an ``exact`` kernel gives the torch kernel's bits; any
 other gives a final uint8 image within one code value of the torch kernels' in at most 0.1% of the
@@ -19,7 +21,8 @@ Ops (all on contiguous tensors; ``b`` images of a chunk):
 
 * ``decode``: uint8 codes -> linear float32 through the 256-entry table (``cv2.LUT``; exact);
 * ``levels``: uint8 codes -> uint8 through per-image 256-entry uint8 tables (the grey path's
-  whole pipeline for an image without halo mask or noise, composed into one table; exact);
+  whole pipeline for an image without halo mask or noise, composed into one table; exact; numba's
+  one call per chunk where installed, else ``cv2.LUT`` per image, which ties with torch at 48 px);
 * ``downsample``: the halo mask's 4x4 block mean (``cv2.resize`` ``INTER_AREA`` after edge
   replication to a multiple of 4);
 * ``blur``: the halo mask's separable Gaussian with edge replication (``cv2.sepFilter2D`` with the
@@ -27,7 +30,15 @@ Ops (all on contiguous tensors; ``b`` images of a chunk):
 * ``upsample``: the halo gain's bilinear upsampling, half-pixel centres, edges clamped
   (``cv2.resize`` ``INTER_LINEAR`` at the exact factor, cropped);
 * ``mix``: one output channel of the white-balance/exposure matrix, ``sum_j c_j * lin_j``
-  (``cv2.addWeighted`` + ``cv2.scaleAdd``).
+  (``cv2.addWeighted`` + ``cv2.scaleAdd``);
+* ``colour``: a chunk of colour images from codes to codes (decode, mixes, tone curve, halo gain,
+  noise, encode; the torch kernel runs the ops above through their own picks), and ``grey``: a
+  chunk of grey images that need the halo mask or noise (per-image table, halo gain, noise,
+  encode); ``curves``: a call's per-image tone and halo gain curves (float64 ``exp2`` polynomial at
+  257 knots, then float32 segments; once per call, before the pixels). Their ``numba`` kernels (:mod:`degradations.fused`, registered by
+  :mod:`degradations.uint8_fused` where numba is installed) make one pass per pixel instead of one
+  per op, with the same float32 operations (exact). Both register where their inputs are defined
+  (:mod:`degradations.uint8_path`).
 """
 
 from __future__ import annotations
@@ -41,6 +52,7 @@ import cv2
 import numpy as np
 import torch
 
+from degradations import fused
 from lldif_bench.registry import Registry
 
 Scratch = Callable[[str, tuple[int, ...], torch.dtype], torch.Tensor]
@@ -67,7 +79,8 @@ class Kernel:
     exact: bool  # the torch kernel's bits
 
 
-OPS = ("decode", "levels", "downsample", "blur", "upsample", "mix")
+OPS = ("decode", "levels", "downsample", "blur", "upsample", "mix", "colour", "grey", "curves", "halo",
+       "grey_tables", "white_balance")
 KERNELS: dict[str, Registry[Kernel]] = {op: Registry(f"{op} kernel") for op in OPS}
 
 
@@ -80,20 +93,30 @@ def register(op: str, name: str, *, exact: bool, help: str) -> Callable[[Callabl
 
 
 # The CPU's pick per op. Measured with ``bench_degradations.py --per-op`` (ms per image, torch vs
-# OpenCV, 48 grey / 100 / 224 px): see the README's per-machine tables.
+# OpenCV or numba, 48 grey / 100 / 224 px): see the README's per-machine tables. The fused numba
+# kernels where numba is installed (a dependency; without it the torch kernels, the same bytes).
+FUSED = "numba" if fused.AVAILABLE else "torch"
 CPU_CHOICE: dict[str, str] = {
     "decode": "opencv",
-    "levels": "opencv",
+    "levels": "numba" if fused.AVAILABLE else "opencv",
     "downsample": "opencv",
     "blur": "opencv",
     "upsample": "opencv",
     "mix": "torch",
+    "colour": FUSED,
+    "grey": FUSED,
+    "curves": FUSED,
+    "halo": FUSED,
+    "grey_tables": FUSED,
+    "white_balance": FUSED,
 }
 
 
 def cpu_kernels() -> dict[str, str]:
-    """The kernels the CPU runs, ``{op: name}`` (recorded on a dataset card), with OpenCV's version."""
-    return {**{op: CPU_CHOICE[op] for op in OPS}, "opencv_version": cv2.__version__}
+    """The kernels the CPU runs, ``{op: name}`` (recorded on a dataset card), with OpenCV's version
+    and numba's (``None`` without numba)."""
+    return {**{op: CPU_CHOICE[op] for op in OPS}, "opencv_version": cv2.__version__,
+            "numba_version": fused.VERSION}
 
 
 _OVERRIDE: dict[str, str] | None = None

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from degradations.exposure import EXPOSURE_MODES, adjust_exposure
+from degradations.kernels import pick
 from degradations.kosugi import kosugi_edit
 from degradations.noise import poisson_gaussian_noise, standard_normal
 from degradations.numerics import NUMERICS, Numerics
@@ -127,8 +128,11 @@ def _tensor(t: Mapping[str, Any], key: str, like: torch.Tensor) -> torch.Tensor:
     return v
 
 
-def wb_matrices(t: Mapping[str, Any], opts: PipelineOptions, like: torch.Tensor) -> torch.Tensor:
-    """Per-image white-balance matrices ``(B, 3, 3)`` (float64); the identity where WB is off."""
+def wb_matrices(t: Mapping[str, Any], opts: PipelineOptions, like: torch.Tensor,
+                matrix: Callable[..., torch.Tensor] = white_balance_matrix) -> torch.Tensor:
+    """Per-image white-balance matrices ``(B, 3, 3)`` (float64); the identity where WB is off.
+    ``matrix``: :func:`~degradations.white_balance.white_balance_matrix` or a kernel with its bits
+    (the uint8 path's pick of the ``white_balance`` op, :mod:`degradations.kernels`)."""
     b = like.shape[0]
     modes = t.get("wb_mode") or ["incremental" if "d_temp" in t or "d_tint" in t else
                                  "absolute" if "temperature_k" in t or "tint" in t else "none"] * b
@@ -139,7 +143,7 @@ def wb_matrices(t: Mapping[str, Any], opts: PipelineOptions, like: torch.Tensor)
     is_abs = torch.tensor([m == "absolute" for m in modes], device=like.device)
     mired = torch.where(is_abs, abs_m, inc_m)
     tint = torch.where(is_abs, abs_t, inc_t)
-    m = white_balance_matrix(mired, tint, normalisation=opts.wb_normalisation)
+    m = matrix(mired, tint, normalisation=opts.wb_normalisation)
     on = torch.tensor([mode != "none" for mode in modes], device=like.device)
     eye = torch.eye(3, dtype=m.dtype, device=m.device).expand(b, 3, 3)
     return torch.where(on[:, None, None], m, eye)
@@ -251,7 +255,8 @@ def degrade_batch_uint8(images: torch.Tensor, params_list: Sequence[Mapping[str,
             else:  # images are independent: any processing order gives the same bytes
                 x = _take(images, order, ws("batch.in", tuple(images.shape), torch.uint8))
                 y, t = ws("batch.out", tuple(images.shape), torch.uint8), select_params(t, order)
-            wb = wb_matrices(t, options, t["exposure_ev"]) if c == 3 else None
+            wb = (wb_matrices(t, options, t["exposure_ev"], pick("white_balance", images.device)) if c == 3
+                  else None)
             degrade_batch(x, y, t, options, wb, step)
             if order is not None:  # back to the caller's order (index_copy_ is much slower)
                 _take(y, torch.argsort(order), out)

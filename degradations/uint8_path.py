@@ -12,8 +12,11 @@ curves, Poisson-Gaussian noise, encode table), in an order that makes few passes
 * images that need the halo mask come first (:func:`halo_first_order`), so chunks without them
   skip it;
 * each op with more than one implementation runs the kernel :mod:`degradations.kernels` picks
-  (OpenCV where it is faster on the CPU, torch elsewhere): the decode table, the grey tables, the
-  halo mask's block mean, blur and upsampling, the colour mix;
+  (OpenCV or numba where it is faster on the CPU, torch elsewhere): the decode table, the grey
+  tables, the halo mask's block mean, blur and upsampling, the colour mix, the per-image gain
+  curves, and a whole chunk's pixels (``colour``; ``grey`` for grey chunks with a halo mask or
+  noise): on the CPU the fused numba kernels of :mod:`degradations.uint8_fused` do in one pass per
+  pixel what the torch kernels below do in one pass per op, with the same bits;
 * colour: luminance comes straight from the decoded input through the row ``BT.709 . M`` of each
   image's matrix, so the tone gain is known before the output channels are formed;
 * grey: everything before the halo mask is a function of the pixel's code alone, so it is a
@@ -48,7 +51,7 @@ import numpy as np
 import torch
 
 from degradations.cpu_threads import on_one_thread, run_slices
-from degradations.kernels import pick
+from degradations.kernels import pick, register
 from degradations.noise import standard_normal
 from degradations.numerics import DETERMINISTIC, cached_table, exp2_deterministic
 from degradations.tone import (
@@ -59,6 +62,11 @@ from degradations.tone import (
     sqrt_lightness_knots,
 )
 from degradations.transfer import BT709, ENCODE_LUT_SIZE, decode_lut, decode_uint8_into, encode_lut
+from degradations.white_balance import white_balance_matrix
+
+# the colour images' white-balance matrices of a call (float64): torch's ops here, numba's kernel in
+# degradations.uint8_fused
+register("white_balance", "torch", exact=True, help="float64 torch ops on (B,)-sized tensors")(white_balance_matrix)
 
 # The path works in twice the encoder's units: every value is exactly twice what it would be in
 # encoder units (scaling by a power of two commutes with float rounding), and
@@ -186,6 +194,8 @@ class Plan:
     has_noise: list[bool]
     levels: dict[str, torch.Tensor] | None  # grey only: per-image tables of the 256 codes (u8: the
                                             # whole path for an image without halo mask or noise)
+    matrix: torch.Tensor | None = None      # colour only: (B, 3, 3) float32, mix[i][j] = its [:, i, j]
+    lum_row: torch.Tensor | None = None     # colour only: (B, 3) float32, lum[j] = its [:, j]
 
 
 def _col(v: torch.Tensor) -> torch.Tensor:
@@ -222,6 +232,7 @@ def _make_plan(t: Mapping[str, Any], options: Any, channels: int, like: torch.Te
     else:
         mix = [[_col(gain * scale)]]
         lum = [_col(gain)]
+        mix32 = lum32 = None
     k = options.tone_gain_ev / 100.0
     tone = local = None
     has_tone = has_tone_t.tolist()
@@ -233,16 +244,14 @@ def _make_plan(t: Mapping[str, Any], options: Any, channels: int, like: torch.Te
             h1, s1, h2, s2 = hl, sh, torch.zeros_like(hl), torch.zeros_like(sh)
         tone_scale = torch.where(has_tone_t, torch.full_like(ev, ENCODE_SCALE), torch.ones_like(ev))
         has_local = needs_halo(t, options).tolist()
-        b = len(has_tone)
-        if any(has_local):  # both tables in one pass of the exp2 polynomial
+        curves = pick("curves", like.device)
+        if any(has_local):  # both tables in one pass
             knots = torch.stack([sqrt_lightness_knots(like.device), lightness_knots(like.device)])
-            both = gain_table(torch.stack([s1, s2]).mul_(k).view(2, b, 1), torch.stack([h1, h2]).mul_(k).view(2, b, 1),
-                              knots.view(2, 1, -1), ws)
-            local = Curves.from_samples(both[1], ws, "plan.halo")
-            table = both[0]
+            tone, local = curves(torch.stack([s1, s2]).mul_(k), torch.stack([h1, h2]).mul_(k), knots,
+                                 torch.stack([tone_scale, torch.ones_like(ev)]), ws, ("plan.tone", "plan.halo"))
         else:
-            table = gain_table(s1 * k, h1 * k, sqrt_lightness_knots(like.device), ws)
-        tone = Curves.from_samples(table.mul_(tone_scale[:, None]), ws, "plan.tone")
+            (tone,) = curves((s1 * k).view(1, -1), (h1 * k).view(1, -1), sqrt_lightness_knots(like.device).view(1, -1),
+                             tone_scale.view(1, -1), ws, ("plan.tone",))
     shot, read = t["noise_shot"].to(F64), t["noise_read"].to(F64)
     has_noise_t = (shot > 0) | (read > 0)
     noise = None
@@ -252,10 +261,24 @@ def _make_plan(t: Mapping[str, Any], options: Any, channels: int, like: torch.Te
         noise = {"shot": _col(shot * ENCODE_SCALE), "read": _col(read * (ENCODE_SCALE * ENCODE_SCALE)),
                  "gains": [_col(g) for g in gains], "seeds": list(t.get("noise_seed") or [0] * len(has_tone))}
     plan = Plan(mix, lum, tone, has_tone, local, has_local, options.radius_frac, noise,
-                has_noise_t.tolist(), None)
+                has_noise_t.tolist(), None, mix32, lum32)
     if channels == 1:
         plan = _with_grey_levels(plan, ws)
     return plan
+
+
+@register("curves", "torch", exact=True, help="float64 gain tables by torch ops (exp2 polynomial), then "
+                                              "float32 curves")
+def curves_torch(s: torch.Tensor, h: torch.Tensor, knots: torch.Tensor, scale: torch.Tensor, ws: Workspace,
+                 tags: tuple[str, ...]) -> list[Curves]:
+    """Set ``q``'s per-image gain curves ``scale * 2**(s (1 - L)^2 + h L^2)`` sampled at lightness
+    ``knots[q]``, as :class:`Curves` in ``ws``'s ``{tags[q]}.*`` buffers: ``s``, ``h``, ``scale``
+    ``(S, B)`` and ``knots`` ``(S, n + 1)``, float64 (:func:`~degradations.tone.gain_table`; the
+    product by ``scale`` rounds once, in float64, before the curves' float32)."""
+    sets, b = s.shape
+    table = gain_table(s.view(sets, b, 1), h.view(sets, b, 1), knots.view(sets, 1, -1), ws)
+    table.mul_(scale.view(sets, b, 1))
+    return [Curves.from_samples(table[q], ws, tag) for q, tag in enumerate(tags)]
 
 
 def needs_halo(t: Mapping[str, Any], options: Any) -> torch.Tensor:
@@ -279,7 +302,16 @@ def halo_first_order(t: Mapping[str, Any], options: Any) -> torch.Tensor | None:
 
 def _with_grey_levels(plan: Plan, ws: Workspace) -> Plan:
     """Tabulate, per image, everything before the halo mask for each of the 256 grey codes: the
-    luminance and the (scaled, tone-mapped) output value, with the per-pixel operations."""
+    luminance and the (scaled, tone-mapped) output value, with the per-pixel operations (by the
+    ``grey_tables`` kernel)."""
+    lum, value, codes_u8 = pick("grey_tables", ws.device)(plan, ws)
+    return Plan(**{**plan.__dict__, "levels": {"luminance": lum, "value": value, "u8": codes_u8}})
+
+
+@register("grey_tables", "torch", exact=True, help="the per-pixel torch ops on each image's 256 codes")
+def grey_tables_torch(plan: Plan, ws: Workspace) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(luminance, value, u8)``, flat, 256 entries per image: each grey code's linear luminance,
+    its scaled and tone-mapped value and its final code (for images without halo mask or noise)."""
     b = plan.mix[0][0].shape[0]
     shape = (b, 1, 1, LEVELS)
     codes = decode_lut(ws.device, F32).view(1, 1, 1, LEVELS).expand(shape)
@@ -293,8 +325,7 @@ def _with_grey_levels(plan: Plan, ws: Workspace) -> Plan:
     _encode_channel(encoded, index)
     codes_u8 = torch.index_select(half_step_encode_lut(ws.device), 0, index.view(-1),
                                   out=ws("plan.levels.u8", (b * LEVELS,), torch.uint8))
-    return Plan(**{**plan.__dict__, "levels": {"luminance": lum.reshape(-1), "value": value.reshape(-1),
-                                               "u8": codes_u8}})
+    return lum.reshape(-1), value.reshape(-1), codes_u8
 
 
 def degrade_batch(x: torch.Tensor, out: torch.Tensor, t: Mapping[str, Any], options: Any,
@@ -376,9 +407,15 @@ def _degrade_part(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws
 
 def _halo_gain(y: torch.Tensor, plan: Plan, first: int, ws: Workspace, scale: float = 1.0) -> torch.Tensor:
     """The full-resolution halo gain of a chunk from its linear luminance ``y`` (times ``scale``, a
-    power of two: its block means are divided by it exactly) by the ops of
-    :func:`degradations.tone.blurred_lightness_small`, each by its :mod:`~degradations.kernels`
-    kernel."""
+    power of two: its block means are divided by it exactly), by the ``halo`` kernel."""
+    return pick("halo", y.device)(y, plan, first, ws, scale)
+
+
+@register("halo", "torch", exact=True, help="block mean, lightness table, blur, halo curve, upsampling: the "
+                                            "mask kernels' picks, torch between them")
+def halo_torch(y: torch.Tensor, plan: Plan, first: int, ws: Workspace, scale: float) -> torch.Tensor:
+    """:func:`_halo_gain` by the ops of :func:`degradations.tone.blurred_lightness_small`, the block
+    mean, blur and upsampling each by its :mod:`~degradations.kernels` kernel."""
     h, w = y.shape[-2:]
     f = mask_downscale(h, w)
     small = pick("downsample", y.device)(y, f, ws)
@@ -395,12 +432,21 @@ def _wants(flags: list[bool], first: int, last: int) -> bool:
 
 
 def _grey_chunk(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws: Workspace) -> None:
-    b, _, h, w = x.shape
-    last = first + b
-    plane = (b, 1, h, w)
+    last = first + x.shape[0]
     if not (_wants(plan.has_local, first, last) or (plan.noise is not None and _wants(plan.has_noise, first, last))):
         pick("levels", x.device)(x, out, plan.levels["u8"], first, ws)  # one table per image
         return
+    pick("grey", x.device)(x, out, plan, first, ws)
+
+
+@register("grey", "torch", exact=True, help="gathers of the per-image tables, halo gain, noise, encode: "
+                                            "one torch pass per op")
+def grey_torch(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws: Workspace) -> torch.Tensor:
+    """Grey images with a halo mask or noise: each pixel's tabulated value, times the halo gain,
+    plus the noise, encoded into ``out`` (returned)."""
+    b, _, h, w = x.shape
+    last = first + b
+    plane = (b, 1, h, w)
     idx = ws("index", plane, torch.int32)
     idx.copy_(x).add_(_image_offsets(first, plane, LEVELS, x.device))
     o = torch.index_select(plan.levels["value"], 0, idx.view(-1), out=ws("out", plane, F32).view(-1)).view(plane)
@@ -410,11 +456,17 @@ def _grey_chunk(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws: 
         o.mul_(_halo_gain(y, plan, first, ws))
     _finish(o, 0, plan, first, ws, None)
     _encode_channel(o, idx)
-    torch.index_select(half_step_encode_lut(x.device), 0, idx.view(-1), out=out.view(-1))
+    return torch.index_select(half_step_encode_lut(x.device), 0, idx.view(-1), out=out.view(-1)).view(out.shape)
 
 
 def _colour_chunk(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws: Workspace) -> None:
-    """One chunk of colour images. Few full-size buffers (about 2 MB for one 224x224 image, a
+    pick("colour", x.device)(x, out, plan, first, ws)
+
+
+@register("colour", "torch", exact=True, help="decode, colour mixes, tone curve, halo gain, noise, encode: "
+                                              "one torch pass per op")
+def colour_torch(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws: Workspace) -> torch.Tensor:
+    """One chunk of colour images into ``out`` (returned). Few full-size buffers (about 2 MB for one 224x224 image, a
     CPU core's L2 cache on the machines measured): the tone curve's scratch is the output
     channel's buffers, and each output channel is encoded as soon as it is formed."""
     b, c, h, w = x.shape
@@ -452,6 +504,7 @@ def _colour_chunk(x: torch.Tensor, out: torch.Tensor, plan: Plan, first: int, ws
         torch.index_select(table, 0, idx.view(-1), out=dst.view(-1))
         if b > 1:
             out[:, i:i + 1].copy_(codes)
+    return out
 
 
 def _noise_eps(plan: Plan, first: int, last: int, shape: tuple[int, ...], device: torch.device
@@ -493,3 +546,7 @@ def half_step_encode_lut(device: torch.device) -> torch.Tensor:
         return table[(j + 1) // 2]
 
     return cached_table(("encode_u8_half_step", ENCODE_LUT_SIZE), build, device, torch.uint8)
+
+
+# the numba kernels of the ``colour`` and ``grey`` ops register themselves (they need this module's names)
+from degradations import uint8_fused  # noqa: F401
