@@ -14,7 +14,9 @@ How much of that survives the low-light copy is set by the degradation, not here
 dim scenes (``appearance.DIM_SCENE_FRACTION``) can make the clear set itself harder.
 
 The label only ever reaches the face through these units, i.e. through geometry (brow, lid, mouth,
-jaw and nose shapes); identity, colours, lighting and background are sampled independently.
+jaw and nose shapes) — and, from generator revision 4, through the intensities of fine creases
+(``fine_cues``, ``revision4``, which also brings its own expression table); identity, colours,
+lighting and background are sampled independently.
 """
 
 from __future__ import annotations
