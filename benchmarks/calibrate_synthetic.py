@@ -10,11 +10,17 @@ the clear and on the low-light copy), then adds, on the same data:
 - test accuracy on clear and low-light images per quartile of the low-light copy's sampled sensor
   noise, exposure and JPEG quality (from its manifest.csv): where the low-light gap comes from.
 
-Every recipe option defaults to ``DEMO_RECIPE``; ``--epochs`` trains longer (e.g. to see whether the
-gap survives convergence):
+Every recipe option defaults to ``DEMO_RECIPE``; ``--epochs`` trains longer, ``--revision`` picks the
+generator revision:
 
     python benchmarks/calibrate_synthetic.py --out calibration/n4000-s0 --num-images 4000 --seed 0
     python benchmarks/calibrate_synthetic.py --out calibration/n4000-s1 --num-images 4000 --seed 1
+
+``--converge`` (``calibrate_synthetic_converge.py``) trains each of ``--seeds`` until the clear run's
+train accuracy plateaus (at least 24 epochs) and reports clear, low-light (demo preset) and the
+`paper` preset's copy, the gaps as mean and range over seeds, and the probes:
+
+    python benchmarks/calibrate_synthetic.py --converge --revision 4 --out calibration/converge-r4
 """
 
 from __future__ import annotations
@@ -29,20 +35,30 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from calibrate_synthetic_probe import colour_histogram, load_split, logistic_probe, raw_pixels
+from calibrate_synthetic_converge import MAX_EPOCHS, converge_seed, format_probes, summary_table
+from calibrate_synthetic_probe import aligned_shape, colour_histogram, load_split, logistic_probe, raw_pixels
 
 from lldif_bench.demo import DEMO_NUM_IMAGES, DEMO_RECIPE, run_demo
-from lldif_bench.synthetic.pair import LOWLIGHT_DIR
+from lldif_bench.synthetic.pair import CLEAR_DIR, LOWLIGHT_DIR
+from lldif_bench.synthetic.revisions import DEFAULT_REVISION, REVISIONS
+
+# Single-statistic probes: name -> (feature of one image or of its landmarks, uses landmarks). The
+# pixel ones must stay near the majority class (the label is not in pixel statistics); the landmark
+# one is the opposite check (the label is in the face geometry).
+PROBES = {"colour histogram + logistic": (colour_histogram, False),
+          "raw pixels 32x32 + logistic": (raw_pixels, False),
+          "landmark geometry + logistic": (aligned_shape, True)}
 
 
 def probes(root: Path) -> dict[str, float]:
-    """Majority-class rate and the two single-statistic linear probes (test accuracy) on ``root``."""
+    """Majority-class rate and the single-statistic linear probes (test accuracy) on ``root``."""
     split = load_split(root)
-    (tr_img, tr_y, _), (te_img, te_y, _) = split["train"], split["test"]
+    (tr_img, tr_y, tr_lm), (te_img, te_y, te_lm) = split["train"], split["test"]
     out = {"majority class": float(np.mean(te_y == np.bincount(tr_y).argmax()))}
-    for name, feat in (("colour histogram + logistic", colour_histogram), ("raw pixels 32x32 + logistic", raw_pixels)):
-        clf = logistic_probe().fit(np.stack([feat(i) for i in tr_img]), tr_y)
-        out[name] = float(clf.score(np.stack([feat(i) for i in te_img]), te_y))
+    for name, (feat, on_landmarks) in PROBES.items():
+        train_in, test_in = (tr_lm, te_lm) if on_landmarks else (tr_img, te_img)
+        clf = logistic_probe().fit(np.stack([feat(i) for i in train_in]), tr_y)
+        out[name] = float(clf.score(np.stack([feat(i) for i in test_in]), te_y))
     return out
 
 
@@ -107,13 +123,23 @@ def main() -> None:
                     help="a different scheduler than the demo's runs with its own default parameters")
     ap.add_argument("--method", default="resnet18")
     ap.add_argument("--skip-probes", action="store_true")
+    ap.add_argument("--revision", type=int, choices=[int(n) for n in REVISIONS.names()], default=DEFAULT_REVISION,
+                    help="synthetic generator revision")
+    ap.add_argument("--converge", action="store_true",
+                    help="train to a plateau of the clear run's train accuracy (>= 24 epochs), --seeds, both presets")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="seeds of --converge")
+    ap.add_argument("--max-epochs", type=int, default=MAX_EPOCHS, help="longest clear run of --converge")
     args = ap.parse_args()
 
     recipe = recipe_from_args(args)
+    if args.converge:
+        converge(args, recipe)
+        return
     result = run_demo(args.out, methods=(args.method,), num_images=args.num_images, seed=args.seed,
-                      device=args.device, recipe=recipe, progress=False)
+                      device=args.device, recipe=recipe, revision=args.revision, progress=False)
     row = result.table.iloc[0]
-    print(f"\n{args.method} from scratch, {args.num_images} synthetic images (seed {args.seed}), {describe(recipe)}:")
+    print(f"\n{args.method} from scratch, {args.num_images} synthetic images (seed {args.seed}, generator "
+          f"revision {args.revision}), {describe(recipe)}:")
     print(f"{'condition':<10} {'accuracy':>9} {'mean class acc':>15} {'train+eval s':>13}")
     for condition in ("clear", "low-light"):
         seconds = result.seconds.get(f"{args.method}-synthetic-{condition}-s{args.seed}")
@@ -131,8 +157,20 @@ def main() -> None:
         print(accuracy_by_degradation(runs, manifest, param).rename_axis(param).to_string())
     if not args.skip_probes:
         print("\nsingle-statistic probes on the clear set (test accuracy):")
-        for name, acc in probes(args.out / "data" / "clear").items():
-            print(f"  {name:<30} {100 * acc:.1f}%")
+        print(format_probes(probes(args.out / "data" / CLEAR_DIR)))
+
+
+def converge(args: argparse.Namespace, recipe: dict) -> None:
+    results = [converge_seed(args.out, method=args.method, num_images=args.num_images, seed=seed,
+                             revision=args.revision, device=args.device, recipe=recipe, max_epochs=args.max_epochs)
+               for seed in args.seeds]
+    print(f"\n{args.method} from scratch to a train-accuracy plateau, {args.num_images} synthetic images, generator "
+          f"revision {args.revision}, seeds {', '.join(map(str, args.seeds))}; recipe otherwise {describe(recipe)}:")
+    print(summary_table(results).to_markdown(index=False))
+    if not args.skip_probes:
+        for r in results:
+            print(f"\nsingle-statistic probes on the clear set of seed {r.seed} (test accuracy):")
+            print(format_probes(probes(args.out / f"seed{r.seed}" / "data" / CLEAR_DIR)))
 
 
 if __name__ == "__main__":

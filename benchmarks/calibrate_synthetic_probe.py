@@ -29,6 +29,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from lldif_bench.imageio import read_image
+from lldif_bench.synthetic.revisions import DEFAULT_REVISION
 from lldif_bench.synthetic.writer import LABEL_FILE, LANDMARK_FILE, aligned_relpath, generate_synthetic
 
 
@@ -81,6 +82,7 @@ def main() -> None:
     ap.add_argument("--num-images", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--size", type=int, default=100)
+    ap.add_argument("--revision", type=int, default=DEFAULT_REVISION, help="synthetic generator revision")
     ap.add_argument("--data", type=Path, default=None, help="an existing RAF-DB-layout folder to probe instead")
     args = ap.parse_args()
 
@@ -89,7 +91,7 @@ def main() -> None:
         if root is None:
             root = Path(tmp) / "clear"
             t0 = time.perf_counter()
-            generate_synthetic(root, args.num_images, args.size, args.seed)
+            generate_synthetic(root, args.num_images, args.size, args.seed, revision=args.revision)
             print(f"generated {args.num_images} images in {time.perf_counter() - t0:.1f} s")
         data = load_split(root)
     (train_imgs, y_train, train_lm), (test_imgs, y_test, test_lm) = data["train"], data["test"]

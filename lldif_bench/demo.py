@@ -97,15 +97,16 @@ def _same_recipe(run_dir: Path, cfg: RunConfig) -> bool:
 
 def run_demo(out: Path, *, methods: tuple[str, ...] = DEFAULT_METHODS, num_images: int = DEMO_NUM_IMAGES, size: int = 100,
              seed: int = 0, device: str = "auto", epochs: int | None = None, recipe: dict | None = None,
-             progress: bool = True) -> DemoResult:
+             revision: int | None = None, progress: bool = True) -> DemoResult:
     """Generate, darken, train ``methods`` on clear and low-light copies, and tabulate.
 
-    ``recipe`` overrides keys of :data:`DEMO_RECIPE` (``epochs`` is a shortcut for one of them).
+    ``recipe`` overrides keys of :data:`DEMO_RECIPE` (``epochs`` is a shortcut for one of them);
+    ``revision`` is the synthetic generator revision (default: ``synthetic.revisions.DEFAULT_REVISION``).
     A finished run is kept only when it was trained with the same recipe; otherwise it is retrained.
     """
     from lldif_bench.methods import load_all_methods
     from lldif_bench.synthetic.pair import make_synthetic_pair
-    from lldif_bench.training import resolve_config, run_training
+    from lldif_bench.synthetic.revisions import DEFAULT_REVISION
 
     registry = load_all_methods()
     unknown = [m for m in methods if m not in registry]
@@ -114,7 +115,8 @@ def run_demo(out: Path, *, methods: tuple[str, ...] = DEFAULT_METHODS, num_image
     out = Path(out)
     data = out / "data"
     log.info("step 1/3: synthetic data (%d images) and its low-light copy in %s", num_images, data)
-    made, _ = make_synthetic_pair(data, num_images=num_images, size=size, seed=seed, preset=DEMO_PRESET,
+    made, _ = make_synthetic_pair(data, num_images=num_images, size=size, seed=seed,
+                                  revision=DEFAULT_REVISION if revision is None else revision, preset=DEMO_PRESET,
                                   device=device, progress=progress)
     data_kept = bool(made.get("reused"))  # runs trained on a replaced dataset are retrained
 
@@ -123,22 +125,37 @@ def run_demo(out: Path, *, methods: tuple[str, ...] = DEFAULT_METHODS, num_image
     for method in methods:
         recipe = demo_recipe(method, overrides)
         for condition, folder in CONDITIONS.items():
-            name = f"{method}-synthetic-{condition}-s{seed}"
-            run_dir = out / "runs" / name
-            cfg = resolve_config({"method": method, "data": str(data / folder), "out": str(out / "runs"),
-                                  "name": name, "seed": seed, "device": device, "progress": progress, **recipe})
-            if data_kept and _finished(run_dir) and _same_recipe(run_dir, cfg):
-                log.info("kept finished run %s", run_dir)
-                result.run_dirs.append(run_dir)
-                continue
-            log.info("step 2/3: training %s on %s images (%d epochs)", method, condition, recipe["epochs"])
-            resume = data_kept and run_dir.exists() and _same_recipe(run_dir, cfg)
-            start = time.perf_counter()
-            result.run_dirs.append(run_training(dataclasses.replace(cfg, resume=resume, overwrite=not resume)))
-            result.seconds[name] = time.perf_counter() - start
+            run_dir, seconds = train_condition(out, method, data / folder, condition, seed=seed, device=device,
+                                               recipe=recipe, data_kept=data_kept, progress=progress)
+            result.run_dirs.append(run_dir)
+            if seconds is not None:
+                result.seconds[run_dir.name] = seconds
     result.table = leaderboard_table(out / "runs" / "leaderboard.csv", result.run_dirs)
     write_table(result.table, out / "leaderboard")
     return result
+
+
+def train_condition(out: Path, method: str, data: Path, condition: str, *, seed: int, device: str, recipe: dict,
+                    data_kept: bool, progress: bool) -> tuple[Path, float | None]:
+    """Train ``method`` on ``data`` into ``out/runs/<method>-synthetic-<condition>-s<seed>``.
+
+    A finished run of the same recipe on kept data is kept (seconds None); a started one resumes.
+    Returns the run folder and the seconds this call trained.
+    """
+    from lldif_bench.training import resolve_config, run_training
+
+    name = f"{method}-synthetic-{condition}-s{seed}"
+    run_dir = out / "runs" / name
+    cfg = resolve_config({"method": method, "data": str(data), "out": str(out / "runs"),
+                          "name": name, "seed": seed, "device": device, "progress": progress, **recipe})
+    if data_kept and _finished(run_dir) and _same_recipe(run_dir, cfg):
+        log.info("kept finished run %s", run_dir)
+        return run_dir, None
+    log.info("step 2/3: training %s on %s images (%d epochs)", method, condition, recipe["epochs"])
+    resume = data_kept and run_dir.exists() and _same_recipe(run_dir, cfg)
+    start = time.perf_counter()
+    trained = run_training(dataclasses.replace(cfg, resume=resume, overwrite=not resume))
+    return trained, time.perf_counter() - start
 
 
 def leaderboard_table(board_csv: Path, run_dirs: list[Path]) -> pd.DataFrame:

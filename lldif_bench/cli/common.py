@@ -24,6 +24,18 @@ def seed_option(f):
                              "Defaults to the group's --seed (0).")(f)
 
 
+def revision_option(f):
+    """``--revision N``: the synthetic generator revision (``lldif_bench.synthetic.revisions``)."""
+    from lldif_bench.synthetic.revisions import DEFAULT_REVISION, REVISIONS
+
+    described = "; ".join(f"{e.name}: {e.help}" for e in REVISIONS)
+    return click.option(
+        "--revision", type=click.Choice(REVISIONS.names()), default=str(DEFAULT_REVISION), show_default=True,
+        callback=lambda ctx, param, value: int(value),
+        help="Synthetic generator revision (recorded in synthetic.json; an older one reproduces its files "
+             f"byte for byte). {described}")(f)
+
+
 def no_progress_option(f):
     return click.option("--no-progress", is_flag=True,
                         help="No progress bars (for logs and batch jobs; the summary still prints).")(f)

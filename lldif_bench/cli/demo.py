@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from lldif_bench.cli.common import device_option, no_progress_option, resolved, seed_option
+from lldif_bench.cli.common import device_option, no_progress_option, resolved, revision_option, seed_option
 from lldif_bench.demo import DEFAULT_METHODS, DEMO_NUM_IMAGES, DEMO_RECIPE
 
 
@@ -20,11 +20,12 @@ from lldif_bench.demo import DEFAULT_METHODS, DEMO_NUM_IMAGES, DEMO_RECIPE
 @click.option("--epochs", type=click.IntRange(1, 1000), default=None,
               help=f"Training epochs per run [default: {DEMO_RECIPE['epochs']}, the README's difficulty "
                    "calibration; more epochs take proportionally longer].")
+@revision_option
 @seed_option
 @device_option
 @no_progress_option
 @click.pass_context
-def command(ctx: click.Context, out: Path, methods: str, num_images: int, epochs: int | None,
+def command(ctx: click.Context, out: Path, methods: str, num_images: int, epochs: int | None, revision: int,
             seed: int | None, device: str | None, no_progress: bool) -> None:
     """Run the whole pipeline on the built-in synthetic dataset and print a leaderboard:
     render faces, darken them with the `realistic` preset (the paper's Lightroom
@@ -42,7 +43,7 @@ def command(ctx: click.Context, out: Path, methods: str, num_images: int, epochs
     chosen = tuple(load_all_methods().names()) if methods.strip() == "all" else tuple(
         m.strip() for m in methods.split(",") if m.strip())
     result = run_demo(out, methods=chosen, num_images=num_images, seed=resolved(ctx, "seed", seed) or 0,
-                      device=resolved(ctx, "device", device) or "auto", epochs=epochs,
+                      device=resolved(ctx, "device", device) or "auto", epochs=epochs, revision=revision,
                       progress=not no_progress)
     click.echo("")
     click.echo(result.table.to_markdown(index=False))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from lldif_bench.cli.common import device_option, no_progress_option, resolved, seed_option
+from lldif_bench.cli.common import device_option, no_progress_option, resolved, revision_option, seed_option
 from lldif_bench.errors import UserError
 from lldif_bench.synthetic.pair import CLEAR_DIR, LOWLIGHT_DIR, make_synthetic_pair
 from lldif_bench.synthetic.writer import MAX_IMAGES, MAX_SIZE, MIN_IMAGES, MIN_SIZE
@@ -28,6 +28,7 @@ from lldif_bench.synthetic.writer import MAX_IMAGES, MAX_SIZE, MIN_IMAGES, MIN_S
               help="Also write the low-light copy to OUT/lowlight.")
 @click.option("--workers", type=click.IntRange(0, 64), default=2, show_default=True,
               help="Decode/encode worker processes for the low-light copy.")
+@revision_option
 @seed_option
 @device_option
 @click.option("--overwrite", is_flag=True,
@@ -35,7 +36,8 @@ from lldif_bench.synthetic.writer import MAX_IMAGES, MAX_SIZE, MIN_IMAGES, MIN_S
 @no_progress_option
 @click.pass_context
 def command(ctx: click.Context, out: Path, num_images: int, size: int, preset: str, lowlight: bool,
-            workers: int, seed: int | None, device: str | None, overwrite: bool, no_progress: bool) -> None:
+            workers: int, revision: int, seed: int | None, device: str | None, overwrite: bool,
+            no_progress: bool) -> None:
     """Render a synthetic facial-expression dataset: the 7 basic expressions built from facial
     action units, with varied identities, poses, lighting and backgrounds, and ground-truth
     68-point landmarks (OUT/clear/landmarks.npz), then its low-light copy (OUT/lowlight, the
@@ -59,13 +61,14 @@ def command(ctx: click.Context, out: Path, num_images: int, size: int, preset: s
             if (out / part).exists():
                 shutil.rmtree(out / part)
     try:
-        summary, built = make_synthetic_pair(out, num_images=num_images, size=size, seed=seed, preset=preset,
+        summary, built = make_synthetic_pair(out, num_images=num_images, size=size, seed=seed, revision=revision,
+                                             preset=preset,
                                              device=resolved(ctx, "device", device), workers=workers,
                                              lowlight=lowlight, progress=not no_progress)
     except UserError as err:
         raise click.ClickException(str(err)) from None
     click.echo(f"wrote {summary['num_train']} train + {summary['num_test']} test images "
-               f"({size}x{size}, seed {seed}) to {out / CLEAR_DIR}")
+               f"({size}x{size}, seed {seed}, generator revision {revision}) to {out / CLEAR_DIR}")
     click.echo(f"  {'class':<10} {'train':>6} {'test':>6}")
     for name in summary["train"]:
         click.echo(f"  {name:<10} {summary['train'][name]:>6} {summary['test'][name]:>6}")

@@ -14,7 +14,9 @@ How much of that survives the low-light copy is set by the degradation, not here
 dim scenes (``appearance.DIM_SCENE_FRACTION``) can make the clear set itself harder.
 
 The label only ever reaches the face through these units, i.e. through geometry (brow, lid, mouth,
-jaw and nose shapes); identity, colours, lighting and background are sampled independently.
+jaw and nose shapes) — and, from generator revision 4, through the intensities of fine creases
+(``fine_cues``, ``revision4``, which also brings its own expression table); identity, colours,
+lighting and background are sampled independently.
 """
 
 from __future__ import annotations
@@ -66,12 +68,18 @@ class Expression:
 EXPRESSIONS: Registry[Expression] = Registry("expression")
 
 
-def _add(name: str, help: str, *variants: tuple[float, dict[str, float]]) -> None:
+def add_expression(table: Registry[Expression], name: str, help: str,
+                   *variants: tuple[float, dict[str, float]]) -> None:
+    """Register expression ``name`` in ``table`` (an expression registry of one generator revision)."""
     for _, units in variants:
         unknown = set(units) - set(UNIT_NAMES)
         if unknown:
             raise ValueError(f"expression {name!r} uses unknown action units {sorted(unknown)}")
-    EXPRESSIONS.add(name, Expression(tuple(variants)), help)
+    table.add(name, Expression(tuple(variants)), help)
+
+
+def _add(name: str, help: str, *variants: tuple[float, dict[str, float]]) -> None:
+    add_expression(EXPRESSIONS, name, help, *variants)
 
 
 _add("surprise", "AU1+2 brows up, AU5 wide eyes, AU25+26 dropped jaw",
@@ -110,11 +118,16 @@ RESTING_SIGMA = 0.04   # |N(0, sigma)| added to every unit, any class
 UNIT_MAX = 2.0         # a unit's intensity is clipped to [0, UNIT_MAX]
 
 
-def sample_action_units(label: int, rng: np.random.Generator) -> ActionUnits:
-    """Action units for canonical class ``label`` (0 surprise … 6 neutral), jittered per image."""
+def sample_action_units(label: int, rng: np.random.Generator,
+                        table: Registry[Expression] = EXPRESSIONS) -> ActionUnits:
+    """Action units for canonical class ``label`` (0 surprise … 6 neutral), jittered per image.
+
+    ``table`` is the expression registry (revision 3's ``EXPRESSIONS`` unless a revision brings its
+    own); every table makes the same draws from ``rng``.
+    """
     if not 0 <= label < len(CANONICAL):
         raise ValueError(f"label must be a canonical index 0..{len(CANONICAL) - 1}, got {label}")
-    expression = EXPRESSIONS.get(CANONICAL[label])
+    expression = table.get(CANONICAL[label])
     weights = np.array([w for w, _ in expression.variants], dtype=float)
     variant = expression.variants[int(rng.choice(len(weights), p=weights / weights.sum()))][1]
     intensity = rng.uniform(*INTENSITY_RANGE)

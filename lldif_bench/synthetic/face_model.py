@@ -231,6 +231,14 @@ def _mouth(shape: FaceShape, au: ActionUnits) -> dict[str, np.ndarray | float | 
                 "rest_bottom": float(outer_down(0.0) - gap_down)}
 
 
+def mouth_anchors(shape: FaceShape, au: ActionUnits) -> dict[str, float]:
+    """Where the mouth puts things around it (face units): its half width, the corner height, and
+    the top of the chin (the lower lip's rest bottom plus the jaw drop)."""
+    mouth = _mouth(shape, au)
+    return {"half_width": mouth["half_width"], "corner_y": mouth["corner_y"],
+            "chin_top_y": mouth["rest_bottom"] + mouth["gap_down"]}
+
+
 def _ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 24, a0: float = 0.0,
              a1: float = 2 * np.pi) -> np.ndarray:
     a = np.linspace(a0, a1, n)

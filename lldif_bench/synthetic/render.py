@@ -22,6 +22,8 @@ from lldif_bench.synthetic.face_model import (
     sample_face_shape,
     sample_pose,
 )
+from lldif_bench.synthetic.fine_cues import FineCues, cue_curves, draw_fine_cues
+from lldif_bench.synthetic.revisions import DEFAULT_REVISION, generator_revision
 
 SUPERSAMPLE = 2
 IMAGE_STREAM = 0  # SeedSequence tag of per-image streams (other tags: dataset-level draws)
@@ -37,19 +39,22 @@ class FaceSpec:
     units: ActionUnits
     pose: Pose
     scene: Scene
+    cues: FineCues | None = None  # revision 4's fine creases; None: revision 3's unit-driven ones
 
 
-def sample_face_spec(label: int, seed: int, index: int) -> FaceSpec:
-    """The picture for image ``index`` of a dataset made with ``seed``.
+def sample_face_spec(label: int, seed: int, index: int, revision: int = DEFAULT_REVISION) -> FaceSpec:
+    """The picture for image ``index`` of a dataset made with ``seed`` by generator ``revision``.
 
     Identity, pose and scene come from generators that never see the label; only the action units
-    depend on it. So the same (seed, index) shows the same person, pose and scene in any class.
+    (and, from revision 4, the fine cues) depend on it. So the same (seed, index) shows the same
+    person, pose and scene in any class and in any revision.
     """
+    rev = generator_revision(revision)
     identity_rng, expression_rng, scene_rng = (
         np.random.default_rng(s) for s in np.random.SeedSequence([seed, IMAGE_STREAM, index]).spawn(3))
     return FaceSpec(shape=sample_face_shape(identity_rng), look=sample_look(identity_rng),
-                    units=sample_action_units(label, expression_rng), pose=sample_pose(scene_rng),
-                    scene=sample_scene(scene_rng, BACKGROUNDS.names()))
+                    units=sample_action_units(label, expression_rng, rev.expressions), pose=sample_pose(scene_rng),
+                    scene=sample_scene(scene_rng, BACKGROUNDS.names()), cues=rev.sample_cues(label, seed, index))
 
 
 class _Canvas:
@@ -172,7 +177,8 @@ class RenderedFace:
 def render_face(spec: FaceSpec, size: int) -> RenderedFace:
     """Draw ``spec`` into a ``size``×``size`` RGB image; returns it with its 68 landmarks."""
     shape, look, au, scene = spec.shape, spec.look, spec.units, spec.scene
-    extras = {**_hair_curves(shape, look), **_glasses_curves(shape, look)}
+    extras = {**_hair_curves(shape, look), **_glasses_curves(shape, look),
+              **(cue_curves(shape, au) if spec.cues is not None else {})}
     geo = build_face(shape, au, spec.pose, size, extras=extras)
     cv = geo.curves
     lm = geo.landmarks
@@ -191,21 +197,12 @@ def render_face(spec: FaceSpec, size: int) -> RenderedFace:
     face_outline = np.concatenate([lm[0:17], cv["forehead"]])  # jaw left→right, forehead back right→left
     canvas.fill(face_outline, skin)
 
-    # --- folds and wrinkles (geometry-driven; opacity from the action units) -------------------
-    # Expression-bearing features are drawn at the person's feature contrast (Look.toward_skin).
-    dark = look.toward_skin(skin * 0.62)
-    fold_alpha = 0.12 + 0.55 * max(au.cheek_raise, au.lip_corner_pull, au.upper_lip_raise, au.nose_wrinkle)
-    folds = [cv["fold_l"], cv["fold_r"]]
-    canvas.blend(fold_alpha, folds, lambda c: [c.line(f, dark, 0.018) for f in folds])
-    cheeks = [cv["cheek_l"][0], cv["cheek_r"][0]]
-    canvas.blend(0.5 * au.cheek_raise, cheeks, lambda c: [c.disc(k, 0.13, look.toward_skin(skin * 1.12)) for k in cheeks], 0.15)
-    raise_ = 0.5 * (au.brow_inner_raise + au.brow_outer_raise)
-    lines = [cv[f"forehead_line_{k}"] for k in range(3)]
-    canvas.blend(0.9 * (raise_ - 0.25), lines, lambda c: [c.line(f, dark, 0.014) for f in lines])
-    g = cv["glabella"]
-    canvas.blend(1.0 * (au.brow_lower - 0.25), [g], lambda c: [c.line(g[i:i + 2], dark, 0.016) for i in (0, 2)])
-    nwr = cv["nose_wrinkles"]
-    canvas.blend(0.9 * au.nose_wrinkle, [nwr], lambda c: [c.line(nwr[i:i + 2], dark, 0.014) for i in (0, 2, 4)])
+    # --- folds and wrinkles ---------------------------------------------------------------------
+    if spec.cues is None:
+        _draw_unit_creases(canvas, cv, au, look)
+    else:
+        _draw_cheek_bulge(canvas, cv, au, look)
+        draw_fine_cues(canvas, cv, spec.cues, look)
 
     # --- eyes --------------------------------------------------------------------------------
     for eye, iris in (("eye_l", "iris_l"), ("eye_r", "iris_r")):
@@ -242,6 +239,30 @@ def render_face(spec: FaceSpec, size: int) -> RenderedFace:
 
     image = _camera(canvas.img, scene, size)
     return RenderedFace(image=image, landmarks=lm)
+
+
+def _draw_unit_creases(canvas: _Canvas, cv: dict[str, np.ndarray], au: ActionUnits, look: Look) -> None:
+    """Revision 3's folds, cheek bulge and wrinkles: geometry-driven, opacity from the action units.
+    Expression-bearing features are drawn at the person's feature contrast (Look.toward_skin)."""
+    skin = look.skin
+    dark = look.toward_skin(skin * 0.62)
+    fold_alpha = 0.12 + 0.55 * max(au.cheek_raise, au.lip_corner_pull, au.upper_lip_raise, au.nose_wrinkle)
+    folds = [cv["fold_l"], cv["fold_r"]]
+    canvas.blend(fold_alpha, folds, lambda c: [c.line(f, dark, 0.018) for f in folds])
+    _draw_cheek_bulge(canvas, cv, au, look)
+    raise_ = 0.5 * (au.brow_inner_raise + au.brow_outer_raise)
+    lines = [cv[f"forehead_line_{k}"] for k in range(3)]
+    canvas.blend(0.9 * (raise_ - 0.25), lines, lambda c: [c.line(f, dark, 0.014) for f in lines])
+    g = cv["glabella"]
+    canvas.blend(1.0 * (au.brow_lower - 0.25), [g], lambda c: [c.line(g[i:i + 2], dark, 0.016) for i in (0, 2)])
+    nwr = cv["nose_wrinkles"]
+    canvas.blend(0.9 * au.nose_wrinkle, [nwr], lambda c: [c.line(nwr[i:i + 2], dark, 0.014) for i in (0, 2, 4)])
+
+
+def _draw_cheek_bulge(canvas: _Canvas, cv: dict[str, np.ndarray], au: ActionUnits, look: Look) -> None:
+    cheeks = [cv["cheek_l"][0], cv["cheek_r"][0]]
+    canvas.blend(0.5 * au.cheek_raise, cheeks,
+                 lambda c: [c.disc(k, 0.13, look.toward_skin(look.skin * 1.12)) for k in cheeks], 0.15)
 
 
 def _shade_face(canvas: _Canvas, face_outline: np.ndarray, centre_x: float, scene: Scene) -> None:

@@ -26,6 +26,7 @@ from lldif_bench.emotions import CANONICAL
 from lldif_bench.errors import UserError
 from lldif_bench.imageio import atomic_write_bytes, write_image
 from lldif_bench.synthetic.render import render_face, sample_face_spec
+from lldif_bench.synthetic.revisions import DEFAULT_REVISION, generator_revision
 
 # RAF-DB basic training-set class counts, labels 1..7 (datasets.md §1.2).
 RAFDB_TRAIN_COUNTS = (1290, 281, 717, 4772, 1982, 705, 2524)
@@ -39,10 +40,11 @@ LABEL_FILE = "EmoLabel/list_patition_label.txt"
 IMAGE_DIR = "Image/aligned"
 LANDMARK_FILE = "landmarks.npz"
 CARD_FILE = "synthetic.json"
-# Bump whenever the renders change for the same (num_images, size, seed): a clear set made by another
-# revision is regenerated instead of reused (2: per-person feature contrast and dim scenes; 3: back to
-# full contrast and no dim scenes, the low-light gap left to the `realistic` preset).
-GENERATOR_REVISION = 3
+# Add a revision (synthetic.revisions) whenever the renders change for the same (num_images, size,
+# seed): a clear set made by another revision is regenerated instead of reused (2: per-person feature
+# contrast and dim scenes; 3: back to full contrast and no dim scenes, the low-light gap left to the
+# `realistic` preset; 4: fine cues). GENERATOR_REVISION is the default one.
+GENERATOR_REVISION = DEFAULT_REVISION
 SHUFFLE_STREAM = 1  # SeedSequence tag of the label shuffle (per-image streams use tag 0)
 
 
@@ -92,8 +94,9 @@ def aligned_relpath(name: str) -> str:
 
 
 def generate_synthetic(out_root: Path, num_images: int = 700, size: int = 100, seed: int = 0, *,
-                       progress: bool = True) -> dict:
-    """Render ``num_images`` faces into ``out_root`` (missing or empty) in the RAF-DB basic layout.
+                       revision: int = DEFAULT_REVISION, progress: bool = True) -> dict:
+    """Render ``num_images`` faces into ``out_root`` (missing or empty) in the RAF-DB basic layout,
+    with generator ``revision`` (``synthetic.revisions``; recorded in synthetic.json).
 
     Returns a summary: settings, split sizes and per-class counts per split (canonical names).
     """
@@ -103,6 +106,10 @@ def generate_synthetic(out_root: Path, num_images: int = 700, size: int = 100, s
         raise UserError(f"--size must be between {MIN_SIZE} and {MAX_SIZE} pixels, got {size}")
     if seed < 0:
         raise UserError(f"--seed must be a non-negative integer, got {seed}")
+    try:
+        generator_revision(revision)
+    except KeyError as err:
+        raise UserError(f"--revision: {err}") from None
     if out_root.exists() and (not out_root.is_dir() or any(out_root.iterdir())):
         raise UserError(f"{out_root} exists and is not an empty folder; choose a new output folder")
 
@@ -110,7 +117,7 @@ def generate_synthetic(out_root: Path, num_images: int = 700, size: int = 100, s
     points = np.zeros((len(plan), 68, 2), np.float32)
     relpaths = []
     for index, (name, label) in enumerate(tqdm(plan, desc="synthetic faces", unit="img", disable=not progress)):
-        face = render_face(sample_face_spec(label, seed, index), size)
+        face = render_face(sample_face_spec(label, seed, index, revision), size)
         relpath = aligned_relpath(name)
         write_image(out_root / relpath, face.image, jpeg_quality=95)
         points[index] = face.landmarks
@@ -123,7 +130,7 @@ def generate_synthetic(out_root: Path, num_images: int = 700, size: int = 100, s
         "status": np.array(["ground-truth"] * len(plan), dtype=str),
     }))
     summary = _summary(plan, out_root, num_images, size, seed)
-    card = {"generator": "lldif_bench.synthetic", "version": __version__, "generator_revision": GENERATOR_REVISION,
+    card = {"generator": "lldif_bench.synthetic", "version": __version__, "generator_revision": revision,
             **summary}
     card.pop("out_root")
     atomic_write_bytes(out_root / CARD_FILE, (json.dumps(card, indent=2, sort_keys=True) + "\n").encode())
