@@ -92,7 +92,9 @@ def _same_recipe(run_dir: Path, cfg: RunConfig) -> bool:
         return False
     saved = (yaml.safe_load(saved_file.read_text()) or {}).get("config", {})
     wanted = json.loads(json.dumps(cfg.to_dict(), default=str))  # as the harness writes it
-    return all(saved.get(key) == wanted[key] for key in RECIPE_KEYS)
+    # the harness records the data folder resolved; a relative --out (the default `demo`) is the same folder
+    same_data = saved.get("data") is not None and Path(saved["data"]).resolve() == Path(wanted["data"]).resolve()
+    return same_data and all(saved.get(key) == wanted[key] for key in RECIPE_KEYS if key != "data")
 
 
 def run_demo(out: Path, *, methods: tuple[str, ...] = DEFAULT_METHODS, num_images: int = DEMO_NUM_IMAGES, size: int = 100,

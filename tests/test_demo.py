@@ -47,6 +47,20 @@ def test_demo_writes_a_clear_vs_lowlight_leaderboard_and_resumes(tmp_path):
     assert len(pd.read_csv(out / "runs" / "leaderboard.csv")) == rows_before + 4
 
 
+def test_demo_with_a_relative_out_keeps_its_finished_runs(tmp_path, monkeypatch):
+    """The default --out is the relative `demo`; the harness records the data folder resolved, and a
+    second call must still keep (not retrain and overwrite) the finished runs."""
+    monkeypatch.chdir(tmp_path)
+    args = ["--device", "cpu", "demo", "--out", "demo", "--num-images", "28", "--epochs", "1",
+            "--methods", "resnet18"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    board = tmp_path / "demo" / "runs" / "leaderboard.csv"
+    rows_before = len(pd.read_csv(board))
+    r2 = CliRunner().invoke(main, args)
+    assert r2.exit_code == 0, r2.output
+    assert len(pd.read_csv(board)) == rows_before
+
+
 def test_demo_rejects_unknown_method(tmp_path):
     r = CliRunner().invoke(main, ["demo", "--out", str(tmp_path / "d"), "--methods", "nope", "--num-images", "28"])
     assert r.exit_code != 0 and "unknown method" in r.output and "resnet18" in r.output
