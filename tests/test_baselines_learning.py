@@ -1,29 +1,36 @@
 """Every registered baseline learns, and learns reproducibly (timm-style: registering a method brings
 these tests with it).
 
-- default suite: on a few hundred synthetic pattern images (4 classes, the largest 40 %), a short run
-  of the method's demo recipe (its own optimiser groups and learning-rate factors, as the harness
-  builds them) lowers the loss and lifts train accuracy, scored with ``predict`` in eval mode, clearly
-  above the majority class;
-- ``slow``: each method overfits a small set;
+- default suite: on 328 synthetic faces (the suite's generator, 7 classes in RAF-DB-like proportions,
+  the largest 39 %, 32 px), 60 steps of the method's demo recipe (its own optimiser groups and
+  learning-rate factors, as the harness builds them) lower the loss and lift train accuracy, scored
+  with ``predict`` in eval mode, well above the majority class. Faces, not simple patterns: DAN's
+  from-scratch head at a 1×1 layer4 map learnt 4-class bars (99.6 %) yet stayed at the majority class
+  on these faces (39.3 % after 60 steps); ResNet-18 reaches 96 % (measured 2026-12-08; the lowest
+  baseline, ARM, 81 %);
+- ``slow``: each method overfits a small set (mirror-symmetric bars);
 - two harness runs of a method with one seed give identical weights and results.
 
-The patterns are mirror-symmetric (bars, not left/right cues), so flip-consistency methods (EAC) and
-horizontal-flip augmentation leave the labels intact.
+Expressions are mirror-symmetric labels, so flip-consistency methods (EAC) and horizontal-flip
+augmentation leave them intact.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from test_baselines_methods import one_thread  # noqa: F401  (autouse: one intra-op thread per test)
 
 import baselines  # noqa: F401  (registers the baseline methods)
 from lldif_bench.demo import demo_recipe
 from lldif_bench.methods import METHODS, load_all_methods
+from lldif_bench.synthetic.render import render_face, sample_face_spec
+from lldif_bench.training.augment import IMAGENET_MEAN, IMAGENET_STD
 from lldif_bench.training.engine import trainable_groups
 from lldif_bench.training.optim import build_optimizer
 
@@ -32,12 +39,31 @@ from lldif_bench.training.optim import build_optimizer
 NAMES = [n for n in load_all_methods().names() if not getattr(METHODS.get(n), "STAGES", None)
          and not n.endswith("-test")]
 SIZE = 32
-CLASS_COUNTS = (96, 72, 48, 24)          # 240 images; majority class 40 %
-MAJORITY = max(CLASS_COUNTS) / sum(CLASS_COUNTS)
-BATCH, STEPS = 32, 40
+BATCH = 32
+FACE_COUNTS = (24, 8, 16, 128, 56, 24, 72)   # 328 faces, RAF-DB-like proportions; majority 39 %
+FACE_STEPS = 60
+BAR_COUNTS = (24, 18, 12, 10)                # the overfit test's small set
 
 
-def pattern_set(counts=CLASS_COUNTS, seed: int = 0) -> dict:
+@functools.cache
+def face_set(counts=FACE_COUNTS, seed: int = 0, render_size: int = 64) -> dict:
+    """Faces of the suite's synthetic generator, rendered at ``render_size`` and resized to ``SIZE``
+    (antialiased), normalised with the ImageNet statistics the harness uses; exact landmarks."""
+    images, points, labels = [], [], []
+    for label, count in enumerate(counts):
+        for _ in range(count):
+            face = render_face(sample_face_spec(label, seed, len(labels)), render_size)
+            images.append(face.image)
+            points.append(face.landmarks * (SIZE / render_size))
+            labels.append(label)
+    x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 255
+    x = F.interpolate(x, size=(SIZE, SIZE), mode="bilinear", antialias=True, align_corners=False)
+    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in (IMAGENET_MEAN, IMAGENET_STD))
+    return {"image": (x - mean) / std, "label": torch.tensor(labels), "index": torch.arange(len(labels)),
+            "landmarks": torch.from_numpy(np.stack(points)).float()}
+
+
+def pattern_set(counts=BAR_COUNTS, seed: int = 0) -> dict:
     """Normalised images of bars on noise: 0 top bar, 1 bottom bar, 2 centre column, 3 both bars.
 
     Bar colour, brightness and a ±2 px shift vary per image; landmarks are one jittered layout for
@@ -67,11 +93,11 @@ def subset(data: dict, rows: torch.Tensor, epoch: int = 0) -> dict:
     return {**{k: v[rows] for k, v in data.items()}, "epoch": epoch}
 
 
-def build_with_optimiser(name: str, num_train: int, seed: int = 0):
+def build_with_optimiser(name: str, num_classes: int, num_train: int, seed: int = 0):
     """The method and its optimiser exactly as the demo's harness builds them (lr factors included)."""
     recipe = demo_recipe(name)
     torch.manual_seed(seed)
-    model = METHODS.get(name)(len(CLASS_COUNTS), num_train=num_train, pretrained=None, image_size=SIZE,
+    model = METHODS.get(name)(num_classes, num_train=num_train, pretrained=None, image_size=SIZE,
                               **recipe.get("method_options", {}))
     groups = trainable_groups(model, recipe["lr"])
     optimiser = build_optimizer(recipe["optimizer"], groups, recipe["lr"], recipe["weight_decay"],
@@ -110,21 +136,22 @@ def accuracy(model, data: dict, batch: int = 60) -> float:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_method_learns_beyond_the_majority_class(name):
-    data = pattern_set()
-    model, optimiser = build_with_optimiser(name, len(data["label"]))
-    losses = train_steps(model, optimiser, data, STEPS)
+def test_method_learns_faces_beyond_the_majority_class(name):
+    data = face_set()
+    majority = max(FACE_COUNTS) / sum(FACE_COUNTS)
+    model, optimiser = build_with_optimiser(name, len(FACE_COUNTS), len(data["label"]))
+    losses = train_steps(model, optimiser, data, FACE_STEPS)
     acc = accuracy(model, data)
     assert np.mean(losses[-5:]) < np.mean(losses[:5]), losses
-    assert acc >= MAJORITY + 0.25, f"{name}: train accuracy {acc:.3f} (majority class {MAJORITY:.3f})"
+    assert acc >= majority + 0.30, f"{name}: train accuracy {acc:.3f} (majority class {majority:.3f})"
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_method_overfits_a_small_set(name):
     """64 images, 10 passes: (near) every training image is predicted right in eval mode."""
-    data = pattern_set(counts=(24, 18, 12, 10), seed=1)
-    model, optimiser = build_with_optimiser(name, len(data["label"]))
+    data = pattern_set(seed=1)
+    model, optimiser = build_with_optimiser(name, len(BAR_COUNTS), len(data["label"]))
     train_steps(model, optimiser, data, steps=20 * (len(data["label"]) // BATCH))
     assert accuracy(model, data) >= 0.95
 
