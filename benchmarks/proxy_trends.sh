@@ -10,12 +10,34 @@
 #   STUDY_PART=demo  bash benchmarks/proxy_trends.sh OUT   # the three demos, then Fig. 8
 #   STUDY_PART=table5 bash benchmarks/proxy_trends.sh OUT  # Table 5 (needs demo seed 0's data first)
 #   bash benchmarks/proxy_trends.sh OUT                    # everything in turn, then the tables
+# A machine that is not kept loses OUT: with ARCHIVE=DIR every finished run's small files (results.json,
+# metrics.csv, config.yaml, predictions.csv, ...; no checkpoints) are copied to DIR/<same path> after
+# each step, so `report --runs DIR/demo-sN/runs` works from the archive (the repository keeps one in
+# benchmarks/results/proxy-trends). STUDY_PART=archive only copies.
 set -euo pipefail
 OUT=${1:-proxy-trends}
 PART=${STUDY_PART:-all}
+ARCHIVE=${ARCHIVE:+$(mkdir -p "$ARCHIVE" && cd "$ARCHIVE" && pwd)}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 mkdir -p "$OUT"
 cd "$OUT"
+
+archive() {
+  [ -n "$ARCHIVE" ] || return 0
+  find . -path ./'*'/data -prune -o -name results.json -print | while read -r result; do
+    run=$(dirname "$result")
+    # trained accuracies repeat only on the same CPU type: note the machine of each run archived
+    [ -f "$ARCHIVE/$run/results.json" ] || printf '%s\t%s\t%s\n' "${run#./}" "$(date -u +%F)" \
+      "$(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc --all) CPUs, OMP_NUM_THREADS=$OMP_NUM_THREADS" \
+      >> "$ARCHIVE/machines.tsv"
+    mkdir -p "$ARCHIVE/$run"
+    find "$run" -maxdepth 1 -type f ! -name '*.lock' -exec cp -p {} "$ARCHIVE/$run/" \;
+    [ -f "$(dirname "$run")/leaderboard.csv" ] && cp -p "$(dirname "$run")/leaderboard.csv" "$ARCHIVE/$(dirname "$run")/"
+  done
+  for f in fig8-steps.csv demo-tables.md table5.md; do [ -f "$f" ] && cp -p "$f" "$ARCHIVE/"; done
+  return 0
+}
+trap archive EXIT
 
 demos() {
   for seed in 0 1 2; do
@@ -33,10 +55,11 @@ table5() {
 }
 
 case "$PART" in
+  archive) exit 0 ;;
   demo) demos ;;
   table5) table5 ;;
   all) demos; table5 ;;
-  *) echo "STUDY_PART must be demo, table5 or all, got $PART" >&2; exit 2 ;;
+  *) echo "STUDY_PART must be demo, table5, all or archive, got $PART" >&2; exit 2 ;;
 esac
 
 if [ "$PART" = all ]; then

@@ -26,6 +26,11 @@ def test_demo_writes_a_clear_vs_lowlight_leaderboard_and_resumes(tmp_path):
     assert (out / "data" / "lowlight" / "landmarks.npz").is_file()
     runs = sorted(p.name for p in (out / "runs").iterdir() if p.is_dir())
     assert runs == ["resnet18-synthetic-clear-s0", "resnet18-synthetic-low-light-s0"]
+    # `report` files the demo's runs under the synthetic rows (they were named "data": no table found them)
+    assert set(pd.read_csv(out / "runs" / "leaderboard.csv")["dataset"]) == {"synthetic"}
+    rep = CliRunner().invoke(main, ["report", "--runs", str(out / "runs"), "--table", "2", "--format", "md"])
+    assert rep.exit_code == 0, rep.output
+    assert "| LL-synthetic | ResNet-18" in rep.output, rep.output
     # a second call keeps the finished runs (no new leaderboard rows) and prints the same table
     rows_before = len(pd.read_csv(out / "runs" / "leaderboard.csv"))
     r2 = CliRunner().invoke(main, args)

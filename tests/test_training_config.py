@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from click.testing import CliRunner
 from test_training_support import make_folder_dataset  # noqa: F401  (registers the toy methods)
@@ -104,3 +106,19 @@ def test_dataset_name_and_condition_for_run_names(tmp_path):
     assert describe_data(syn) == ("syn", "clear")
     assert describe_data(syn / "clear") == ("syn", "clear")
     assert describe_data(syn / "lowlight") == ("syn", "low-light")
+
+
+def test_the_suite_synthetic_data_is_named_synthetic_in_any_folder(tmp_path):
+    """The demo writes OUT/data/{clear,lowlight}: its runs must land in reports' synthetic rows (they
+    were named "data" and `report` found no run for any table)."""
+    from lldif_bench.reports.runs import dataset_key
+    from lldif_bench.training.engine import describe_data
+
+    clear, low = tmp_path / "data" / "clear", tmp_path / "data" / "lowlight"
+    clear.mkdir(parents=True)
+    low.mkdir()
+    (clear / "synthetic.json").write_text("{}")
+    (low / "dataset.json").write_text(json.dumps({"adapter": "rafdb", "preset": "realistic", "source": str(clear)}))
+    assert describe_data(clear) == ("synthetic", "clear")
+    assert describe_data(low) == ("synthetic", "low-light")
+    assert dataset_key(describe_data(low)[0]) == "synthetic"

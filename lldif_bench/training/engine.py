@@ -61,6 +61,7 @@ from lldif_bench.device import flush_cpu_subnormals
 from lldif_bench.errors import UserError
 from lldif_bench.imageio import atomic_write_bytes
 from lldif_bench.landmarks.cache import LANDMARKS_FILE, describe_landmark_file
+from lldif_bench.synthetic.writer import CARD_FILE as SYNTHETIC_CARD
 from lldif_bench.training import checkpoint as ckpt
 from lldif_bench.training.batches import PackedBatches, derive_seed
 from lldif_bench.training.config import RunConfig
@@ -152,10 +153,14 @@ def prepare_for_stage(model: nn.Module, stages: list[dict], k: int, run_dir: Pat
 # ----------------------------------------------------------------------------------------------------
 def describe_data(data: str | Path) -> tuple[str, str]:
     """``(dataset name, condition)``: condition is ``low-light`` for a make-dataset copy (its
-    ``dataset.json`` names a preset) or a ``lowlight`` folder, else ``clear``."""
+    ``dataset.json`` names a preset) or a ``lowlight`` folder, else ``clear``. The suite's synthetic
+    data (a ``synthetic.json`` in the folder, or in the folder a low-light copy was made from) is
+    named ``synthetic`` whatever its folder is called (the demo writes ``OUT/data/clear``), so reports
+    file its runs under the synthetic rows."""
     path = Path(data).resolve()
     condition = "clear"
     card = path / "dataset.json"
+    meta = {}
     if card.is_file():
         try:
             meta = json.loads(card.read_text())
@@ -165,6 +170,9 @@ def describe_data(data: str | Path) -> tuple[str, str]:
             condition = "low-light"
     elif path.name == "lowlight":
         condition = "low-light"
+    source = Path(str(meta.get("source") or path))
+    if (path / SYNTHETIC_CARD).is_file() or (source / SYNTHETIC_CARD).is_file():
+        return "synthetic", condition
     name = path.parent.name if path.name in ("clear", "lowlight") else path.name
     return re.sub(r"[^A-Za-z0-9_.+-]+", "_", name) or "dataset", condition
 
