@@ -22,9 +22,9 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def build(name: str, num_train: int = 8, **config):
+def build(name: str, num_train: int = 8, image_size: int = 32, **config):
     torch.manual_seed(0)
-    return METHODS.get(name)(3, num_train=num_train, pretrained=None, image_size=32, **config)
+    return METHODS.get(name)(3, num_train=num_train, pretrained=None, image_size=image_size, **config)
 
 
 # --- SCN -----------------------------------------------------------------------------------------
@@ -170,9 +170,10 @@ def test_dan_heads_and_fusion_shapes():
 
 
 def test_dan_from_scratch_uses_relative_spatial_maps_and_no_logit_batchnorm():
-    """Issue #18: from scratch each head's spatial map is divided by its per-image mean and the logits
-    skip the BatchNorm; the options restore the official head (what a loaded trunk gets)."""
-    model = build("dan")
+    """Issue #18: from scratch, where the layer4 map has extent (> 32 px), each head's spatial map is
+    divided by its per-image mean and the logits skip the BatchNorm; the options restore the official
+    head (what a loaded trunk gets), and a 1×1 map (≤ 32 px) keeps the official head by default."""
+    model = build("dan", image_size=48)
     assert model.spatial_norm and not model.logit_bn and isinstance(model.bn, torch.nn.Identity)
     x = torch.rand(2, 512, 2, 2) + 0.1
     with torch.no_grad():
@@ -183,9 +184,12 @@ def test_dan_from_scratch_uses_relative_spatial_maps_and_no_logit_batchnorm():
     with torch.no_grad():
         raw = official.heads[0].spatial(x) / x
     assert float(raw.mean()) > 10                                   # the raw channel sum (~0.4 × 512)
-    point = torch.rand(2, 512, 1, 1) + 0.1                          # a 1×1 map: channel mean instead
+    at_32 = build("dan")                                            # image_size 32: a 1×1 layer4 map
+    assert not at_32.spatial_norm and at_32.logit_bn and isinstance(at_32.bn, torch.nn.BatchNorm1d)
+    forced = build("dan", spatial_norm=True)
+    point = torch.rand(2, 512, 1, 1) + 0.1                          # a forced 1×1 relative map: channel mean
     with torch.no_grad():
-        torch.testing.assert_close(model.heads[0].spatial(point) * 512, official.heads[0].spatial(point))
+        torch.testing.assert_close(forced.heads[0].spatial(point) * 512, official.heads[0].spatial(point))
 
 # --- DACL ----------------------------------------------------------------------------------------
 
