@@ -135,7 +135,12 @@ if fused.AVAILABLE:
                        plan.local.n, first, local.numpy().reshape(b, -1))
         return pick("upsample", y.device)(local, (h, w), f, ws)
 
-    @register("grey_tables", "numba", exact=True, help="one numba pass over each image's 256 codes")
+    # grey_tables and white_balance: the torch kernel's bits on an Intel Xeon VM (2026-12-07), but not on
+    # an AMD EPYC VM (AVX2, 2026-12-08): 11 of 768 grey-table values 1-2 float32 ulp apart, 2 of 231
+    # white-balance matrices 1 float64 ulp apart (the cause was not found: numba here contracts no
+    # multiply-add). Registered as not exact, so the tests hold them to float rounding and the
+    # contract; the final bytes of every test image were identical on both machines.
+    @register("grey_tables", "numba", exact=False, help="one numba pass over each image's 256 codes")
     def grey_tables_numba(plan: Plan, ws: Workspace) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         b = plan.mix[0][0].shape[0]
         lum = ws("plan.levels.luminance", (b, 256), F32)
@@ -147,7 +152,7 @@ if fused.AVAILABLE:
                           codes_u8.numpy())
         return lum.view(-1), value.view(-1), codes_u8.view(-1)
 
-    @register("white_balance", "numba", exact=True, help="one numba pass over the images (float64)")
+    @register("white_balance", "numba", exact=False, help="one numba pass over the images (float64)")
     def white_balance_numba(mired: torch.Tensor, tint: torch.Tensor, *, normalisation: str = "luminance"
                             ) -> torch.Tensor:
         if normalisation not in NORMALISATIONS:

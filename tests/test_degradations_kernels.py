@@ -229,8 +229,8 @@ def test_the_fused_kernels_are_the_cpu_pick_exactly_where_numba_is_installed():
     for op, other in fallback.items():
         assert CPU_CHOICE[op] == ("numba" if fused.AVAILABLE else other)
         assert ("numba" in KERNELS[op]) == fused.AVAILABLE
-        if fused.AVAILABLE:
-            assert KERNELS[op].get("numba").exact
+        if fused.AVAILABLE:  # the plan's float tables: float rounding (see degradations/uint8_fused.py)
+            assert KERNELS[op].get("numba").exact == (op not in ("grey_tables", "white_balance"))
 
 
 def _cases() -> list[tuple[str, int, int, int]]:
@@ -311,8 +311,10 @@ def test_without_numba_the_cpu_runs_the_other_kernels_with_the_same_bytes():
 
 @pytest.mark.skipif(not fused.AVAILABLE, reason="numba is not installed")
 @pytest.mark.parametrize("normalisation", ["luminance", "green", "none"])
-def test_white_balance_kernel_gives_the_torch_matrices_bit_for_bit(normalisation):
-    """At every Robertson knot (the interpolation's edges), between them and beyond the clamp."""
+def test_white_balance_kernel_gives_the_torch_matrices_to_float64_rounding(normalisation):
+    """At every Robertson knot (the interpolation's edges), between them and beyond the clamp. Bit for
+    bit on an Intel Xeon VM; on an AMD EPYC VM (AVX2) 2 of these 231 matrices differ by 1 ulp, so the
+    bound is a few float64 ulps (a wrong formula or order of operations is off by far more)."""
     from degradations.white_balance import ROBERTSON_TABLE
 
     g = torch.Generator().manual_seed(1)
@@ -321,6 +323,8 @@ def test_white_balance_kernel_gives_the_torch_matrices_bit_for_bit(normalisation
     tint = torch.rand(mired.shape[0], generator=g, dtype=torch.float64) * 300 - 150
     want = KERNELS["white_balance"].get("torch").fn(mired, tint, normalisation=normalisation)
     got = KERNELS["white_balance"].get("numba").fn(mired, tint, normalisation=normalisation)
-    assert got.dtype == torch.float64 and torch.equal(got, want)
+    assert got.dtype == torch.float64
+    torch.testing.assert_close(got, want, rtol=1e-14, atol=1e-15)
+    assert (got == want).float().mean() > 0.99    # nearly every entry bit for bit
     with pytest.raises(ValueError):
         KERNELS["white_balance"].get("numba").fn(mired, tint, normalisation="nope")
