@@ -35,6 +35,24 @@ archive() {
     [ -f "$(dirname "$run")/leaderboard.csv" ] && cp -p "$(dirname "$run")/leaderboard.csv" "$ARCHIVE/$(dirname "$run")/"
   done
   for f in fig8-steps.csv demo-tables.md table5.md; do [ -f "$f" ] && cp -p "$f" "$ARCHIVE/"; done
+  # the data's identity (digest of the per-image sha256 in each low-light manifest): same digest, same bytes
+  for manifest in demo-s*/data/lowlight/manifest.csv; do
+    [ -f "$manifest" ] || continue
+    python - "$manifest" "$ARCHIVE/data-digests.tsv" <<'PY'
+import hashlib, sys
+import pandas as pd
+manifest, table = sys.argv[1], sys.argv[2]
+m = pd.read_csv(manifest)
+digest = {col: hashlib.sha256("".join(m[col].astype(str)).encode()).hexdigest()[:16] for col in ("src_sha256", "dst_sha256")}
+line = f"{manifest.split('/')[0]}\t{len(m)} images\tclear {digest['src_sha256']}\tlow-light {digest['dst_sha256']}\n"
+try:
+    known = open(table).read()
+except FileNotFoundError:
+    known = ""
+if line not in known:
+    open(table, "a").write(line)
+PY
+  done
   return 0
 }
 trap archive EXIT
