@@ -83,7 +83,7 @@ def steps(run_dir: Path, steps: str, run_args: str, out: Path | None) -> None:
 
     \b
     Example:
-      lldif-bench sweep steps --run demo/runs/lldif-data-low-light-s0 --steps 1,2,4,8
+      lldif-bench sweep steps --run demo/runs/lldif-synthetic-low-light-s0 --steps 1,2,4,8
     """
     import shlex
 
